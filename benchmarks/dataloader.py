@@ -1,0 +1,103 @@
+"""Data loading speed: the tensor fast path and an item-wise pipeline, each against plain torch.utils.data.
+
+1. Tensor fast path: ``DataLoader((x, y), bs, shuffle)`` vs ``torch.utils.data.DataLoader(TensorDataset(x, y))``.
+   Target: lamina throughput >= 1.0x torch's.
+2. Item-wise pipeline of three transforms on the real MNIST sample (image array -> typed tensor, random shift on
+   the training set, uint8 -> float) vs a hand-written ``Dataset`` doing the same work through
+   ``torch.utils.data.DataLoader``. Target: lamina time <= 1.3x.
+
+Run: ``python benchmarks/dataloader.py`` (prints figures and ratios).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.utils.data as tud
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import best_time
+
+from lamina.core.tensors import TensorImageBW
+from lamina.core.transform import ItemTransform, Transform
+from lamina.data import DataLoader, mnist_sample_arrays
+
+
+def epoch(dl: object) -> int:
+    n = 0
+    for b in dl:  # type: ignore[attr-defined]
+        n += len(b[0])
+    return n
+
+
+def tensor_fast_path(n: int = 100_000, bs: int = 256) -> None:
+    x, y = torch.randn(n, 32), torch.randint(0, 10, (n,))
+    ours = DataLoader((x, y), bs=bs, shuffle=True, seed=0)
+    theirs = tud.DataLoader(tud.TensorDataset(x, y), batch_size=bs, shuffle=True)
+    t_ours, t_theirs = best_time(lambda: epoch(ours), 3), best_time(lambda: epoch(theirs), 3)
+    print(
+        f"tensor fast path: lamina {n / t_ours:,.0f} items/s, torch TensorDataset {n / t_theirs:,.0f} items/s, "
+        f"throughput ratio {t_theirs / t_ours:.1f}x (target >= 1.0x)"
+    )
+
+
+class Image(ItemTransform):
+    def encodes(self, item: tuple) -> TensorImageBW:  # type: ignore[type-arg]
+        return TensorImageBW(torch.from_numpy(item[0])[None])
+
+
+class Shift(Transform):
+    split_idx = 0
+
+    def encodes(self, x: TensorImageBW) -> torch.Tensor:
+        return x.roll(int(torch.randint(-2, 3, ())), dims=-1)
+
+
+class ToFloat(Transform):
+    def encodes(self, x: TensorImageBW) -> torch.Tensor:
+        return x.float().div_(255)
+
+
+class Label(ItemTransform):
+    def encodes(self, item: tuple) -> int:  # type: ignore[type-arg]
+        return int(item[1])
+
+
+class HandWritten(tud.Dataset):
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = torch.from_numpy(self.x[i])[None]
+        img = img.roll(int(torch.randint(-2, 3, ())), dims=-1)
+        return img.float().div_(255), int(self.y[i])
+
+
+def item_pipeline(workers: int) -> None:
+    from lamina.data import Datasets
+
+    d = mnist_sample_arrays()
+    x, y = d["x_train"], d["y_train"]
+    items = list(zip(x, y))
+    ds = Datasets(items, [[Image(), Shift(), ToFloat()], [Label()]], splits=[list(range(len(items)))]).train
+    ours = DataLoader(ds, bs=64, shuffle=True, seed=0, num_workers=workers, persistent_workers=workers > 0)
+    theirs = tud.DataLoader(HandWritten(x, y), batch_size=64, shuffle=True, num_workers=workers,
+                            persistent_workers=workers > 0)  # fmt: skip
+    t_ours, t_theirs = best_time(lambda: epoch(ours), 3), best_time(lambda: epoch(theirs), 3)
+    print(
+        f"item pipeline, {workers} workers: lamina {t_ours:.3f}s/epoch, hand-written Dataset {t_theirs:.3f}s/epoch, "
+        f"ratio {t_ours / t_theirs:.2f}x (target <= 1.3x)"
+    )
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    tensor_fast_path()
+    item_pipeline(0)
+    item_pipeline(2)

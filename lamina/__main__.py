@@ -1,0 +1,7 @@
+"""``python -m lamina`` runs the ``lamina`` command."""
+
+import sys
+
+from lamina.cli import main
+
+sys.exit(main())

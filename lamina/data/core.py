@@ -1,0 +1,304 @@
+"""Lazily transformed collections: :class:`TfmdLists` (one pipeline) and :class:`Datasets` (several in parallel).
+
+Items are transformed when indexed, never ahead of time. Splits are lists of indices; ``.train`` and ``.valid``
+are views that share the parent's transforms (and so their learned state), with ``split_idx`` 0 and 1 so random
+training-only transforms run on the training set only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import Tensor
+
+from lamina.core.transform import Pipeline, Transform, TransformError
+from lamina.core.utils import describe_item
+
+__all__ = ["Datasets", "TfmdLists", "index_items"]
+
+
+def index_items(items: Any, idxs: Sequence[int]) -> Any:
+    """The items at ``idxs``, keeping the container kind (list, array, tensor, DataFrame rows by position).
+
+    Args:
+        items: a list, tuple, numpy array, tensor, pandas Series or DataFrame.
+        idxs: positions to take.
+
+    Examples:
+        >>> index_items(["a", "b", "c"], [2, 0])
+        ['c', 'a']
+    """
+    if isinstance(items, (pd.DataFrame, pd.Series)):
+        return items.iloc[list(idxs)]
+    if isinstance(items, (np.ndarray, Tensor)):
+        return items[np.asarray(idxs, dtype=np.int64)]
+    return [items[i] for i in idxs]
+
+
+def _get_item(items: Any, i: int) -> Any:
+    if isinstance(items, pd.DataFrame):
+        return items.iloc[i]
+    if isinstance(items, pd.Series):
+        return items.iloc[i]
+    return items[i]
+
+
+def _check_splits(splits: Sequence[Sequence[int]] | None, n: int) -> list[list[int]]:
+    if splits is None:
+        return [list(range(n))]
+    out = [list(map(int, s)) for s in splits]
+    for k, s in enumerate(out):
+        bad = [i for i in s if not 0 <= i < n]
+        if bad:
+            raise IndexError(f"split {k} holds index {bad[0]}, out of range for {n} items: check the splitter")
+    return out
+
+
+class TfmdLists(Sequence[Any]):
+    """Items with a pipeline applied lazily on indexing, with optional train/valid splits.
+
+    Args:
+        items: the raw items (list, array, tensor, Series or DataFrame rows).
+        tfms: a :class:`Pipeline` or a list of transforms.
+        splits: index lists, the first for training, the second for validation.
+        split_idx: the split this collection serves (set on ``.train``/``.valid`` views).
+        do_setup: run the pipeline's ``setups`` on the training items now.
+        role: a word for error messages ("input", "target").
+
+    Examples:
+        >>> from lamina.data.transforms import Categorize
+        >>> tl = TfmdLists(["dog", "cat", "dog"], [Categorize()], splits=[[0, 1], [2]])
+        >>> int(tl[0]), tl.decode(tl[0]), len(tl.valid)
+        (1, 'dog', 1)
+    """
+
+    def __init__(
+        self,
+        items: Any,
+        tfms: Pipeline | Sequence[Any] | None = None,
+        splits: Sequence[Sequence[int]] | None = None,
+        split_idx: int | None = None,
+        do_setup: bool = True,
+        role: str = "item",
+    ) -> None:
+        self.items = items
+        self.splits = _check_splits(splits, len(items))
+        fs = tfms.fs if isinstance(tfms, Pipeline) else tfms
+        self.tfms = Pipeline(fs, split_idx=split_idx)
+        self.split_idx, self.role = split_idx, role
+        if do_setup:
+            self.setup()
+
+    def setup(self) -> None:
+        """Learn the pipeline's state from the training items (the first split)."""
+        train = self.items if len(self.splits) == 1 else index_items(self.items, self.splits[0])
+        self.tfms.setup(_RawItems(train))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _raw(self, i: int) -> Any:
+        n = len(self.items)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of range for {n} items")
+        return _get_item(self.items, i)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if not isinstance(i, (int, np.integer)):
+            return [self[int(j)] for j in i]
+        raw = (
+            self.items[i] if type(self.items) is list and -len(self.items) <= i < len(self.items) else self._raw(int(i))
+        )
+        try:
+            return self.tfms(raw)
+        except TransformError as e:
+            raise TransformError(f"{self.role} of item {int(i)} ({describe_item(raw)}): {e}") from e.__cause__
+
+    def __iter__(self) -> Iterator[Any]:
+        return (self[i] for i in range(len(self)))
+
+    def subset(self, i: int) -> TfmdLists:
+        """The view of split ``i`` (0 training, 1 validation) sharing this collection's transforms."""
+        if not 0 <= i < len(self.splits):
+            raise IndexError(f"split {i} does not exist: there are {len(self.splits)} splits")
+        return TfmdLists(
+            index_items(self.items, self.splits[i]), self.tfms, split_idx=i, do_setup=False, role=self.role
+        )
+
+    @property
+    def train(self) -> TfmdLists:
+        """The training view."""
+        return self.subset(0)
+
+    @property
+    def valid(self) -> TfmdLists:
+        """The validation view."""
+        return self.subset(1)
+
+    @property
+    def n_subsets(self) -> int:
+        """How many splits there are."""
+        return len(self.splits)
+
+    def decode(self, o: Any) -> Any:
+        """Undo the pipeline on an encoded item."""
+        return self.tfms.decode(o)
+
+    def show(self, o: Any, ctx: Any = None, **kwargs: Any) -> Any:
+        """Decode ``o`` until it can show itself, draw it and return the axis."""
+        return self.tfms.show(o, ctx=ctx, **kwargs)
+
+    def new(self, items: Any, split_idx: int | None = None) -> TfmdLists:
+        """The same (already set up) transforms over new items."""
+        return TfmdLists(items, self.tfms, split_idx=split_idx, do_setup=False, role=self.role)
+
+    @property
+    def vocab(self) -> list[Any] | None:
+        """The ``vocab_`` of the last transform that learned one, if any."""
+        return _find_vocab(self.tfms.fs)
+
+    def __repr__(self) -> str:
+        return f"TfmdLists({len(self)} items, {self.tfms!r})"
+
+
+def _find_vocab(fs: Sequence[Transform]) -> list[Any] | None:
+    for t in reversed(fs):
+        v = getattr(t, "vocab_", None)
+        if v is not None:
+            return list(v)
+    return None
+
+
+class _RawItems(Sequence[Any]):
+    """Positional access to any item container, for ``setups``."""
+
+    def __init__(self, items: Any) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [_get_item(self.items, j) for j in range(*i.indices(len(self)))]
+        return _get_item(self.items, i)
+
+
+class Datasets(Sequence[tuple[Any, ...]]):
+    """Several pipelines over the same items, giving tuples ``(x, ..., y, ...)``.
+
+    Args:
+        items: the raw items.
+        tfms: one list of transforms (or a Pipeline) per element of the tuple.
+        splits: index lists, training first.
+        n_inp: how many leading elements are model inputs (default: all but the last, or 1).
+        tls: already built :class:`TfmdLists` (instead of ``items`` and ``tfms``).
+        split_idx: the split this collection serves.
+        do_setup: learn each pipeline's state from the training items.
+
+    Examples:
+        >>> from lamina.data.transforms import Categorize
+        >>> ds = Datasets(["dog", "cat"], [[lambda s: s.upper()], [Categorize()]])
+        >>> ds[0][0], int(ds[0][1]), ds.n_inp
+        ('DOG', 1, 1)
+    """
+
+    def __init__(
+        self,
+        items: Any = None,
+        tfms: Sequence[Any] | None = None,
+        splits: Sequence[Sequence[int]] | None = None,
+        n_inp: int | None = None,
+        tls: Sequence[TfmdLists] | None = None,
+        split_idx: int | None = None,
+        do_setup: bool = True,
+    ) -> None:
+        if tls is None:
+            if items is None:
+                raise ValueError("Datasets needs `items` (and `tfms`), or already built `tls`")
+            pipes = list(tfms) if tfms is not None else [[]]
+            roles = ["input" if k < (n_inp or max(len(pipes) - 1, 1)) else "target" for k in range(len(pipes))]
+            tls = [TfmdLists(items, t, splits, split_idx, do_setup, r) for t, r in zip(pipes, roles)]
+        self.tls = list(tls)
+        self.n_inp = n_inp if n_inp is not None else max(len(self.tls) - 1, 1)
+        self.split_idx = split_idx
+
+    @property
+    def items(self) -> Any:
+        """The raw items."""
+        return self.tls[0].items
+
+    @property
+    def splits(self) -> list[list[int]]:
+        """The split index lists."""
+        return self.tls[0].splits
+
+    def __len__(self) -> int:
+        return len(self.tls[0])
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, (int, np.integer)):
+            return tuple([tl[i] for tl in self.tls])
+        idxs = range(*i.indices(len(self))) if isinstance(i, slice) else i
+        return [self[int(j)] for j in idxs]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return (self[i] for i in range(len(self)))
+
+    def subset(self, i: int) -> Datasets:
+        """The view of split ``i`` (0 training, 1 validation)."""
+        return Datasets(tls=[tl.subset(i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
+
+    @property
+    def train(self) -> Datasets:
+        """The training view."""
+        return self.subset(0)
+
+    @property
+    def valid(self) -> Datasets:
+        """The validation view."""
+        return self.subset(1)
+
+    @property
+    def n_subsets(self) -> int:
+        """How many splits there are."""
+        return len(self.splits)
+
+    def decode(self, o: Sequence[Any]) -> tuple[Any, ...]:
+        """Undo each pipeline on its element of ``o``."""
+        return tuple(tl.decode(x) for tl, x in zip(self.tls, o))
+
+    def show(self, o: Sequence[Any], ctx: Any = None, **kwargs: Any) -> Any:
+        """Draw every element of ``o`` on one axis (image, then its label as a title...) and return it."""
+        for tl, x in zip(self.tls, o):
+            ctx = tl.show(x, ctx=ctx, **kwargs)
+        return ctx
+
+    def new(self, items: Any, with_labels: bool = True, split_idx: int | None = 1) -> Datasets:
+        """The same transforms over new items; only the input pipelines when ``with_labels`` is False."""
+        tls = self.tls if with_labels else self.tls[: self.n_inp]
+        return Datasets(tls=[tl.new(items, split_idx) for tl in tls], n_inp=self.n_inp, split_idx=split_idx)
+
+    @property
+    def vocab(self) -> list[Any] | None:
+        """The vocab of the target pipeline, if it learned one."""
+        return self.tls[-1].vocab
+
+    def dataloaders(self, bs: int = 64, **kwargs: Any) -> Any:
+        """Training and validation :class:`~lamina.data.load.DataLoader` s over the splits.
+
+        Args:
+            bs: batch size.
+            **kwargs: passed to :meth:`lamina.data.load.DataLoaders.from_dsets`.
+        """
+        from lamina.data.load import DataLoaders
+
+        return DataLoaders.from_dsets(*[self.subset(i) for i in range(self.n_subsets)], bs=bs, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Datasets({len(self)} items, {len(self.tls)} pipelines, splits {[len(s) for s in self.splits]})"

@@ -1,0 +1,546 @@
+"""Loading batches: :class:`DataLoader` on ``torch.utils.data`` and :class:`DataLoaders` (train + valid).
+
+How a batch is made: the main process cuts each epoch into batch descriptions ``(indices, seed)``. A worker (or
+the main process when ``num_workers=0``) turns one description into a batch: it seeds ``random``, numpy and torch
+with the batch's seed, fetches each item, applies ``after_item``, then ``before_batch`` to the list, then collates.
+Because the randomness belongs to the batch and not to the worker, the same ``seed`` gives the same batches with 0
+or N workers. The main process moves the batch to ``device`` and applies ``after_batch`` there (GPU augmentation).
+
+Data that is already tensors (a tensor, a tuple of tensors, a :class:`TensorSource` or any object with
+``get_batch(indices)``) with no item transforms is batched by slicing, never item by item.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+import torch.utils.data
+from torch import Tensor
+
+from lamina.core.show import get_grid
+from lamina.core.transform import Pipeline, TransformError, show_any
+from lamina.core.utils import describe_item, to_device
+
+__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate"]
+
+
+class CollateError(ValueError):
+    """Items of a batch could not be put together (different shapes or structures)."""
+
+    def __init__(self, message: str, positions: tuple[int, int] = (0, 0)) -> None:
+        super().__init__(message)
+        self.positions = positions
+
+
+def _collate_field(values: list[Any], pad_value: float | None, field: str) -> Any:
+    first = values[0]
+    if isinstance(first, Tensor):
+        shapes = [v.shape for v in values]
+        k = next((k for k, s in enumerate(shapes) if s != shapes[0]), None)
+        if k is None:
+            return torch.stack(values)
+        if pad_value is None or any(len(s) != len(shapes[0]) for s in shapes):
+            raise CollateError(
+                f"{field} of batch item {k} has shape {tuple(shapes[k])} but batch item 0 has {tuple(shapes[0])}; "
+                "items must share a shape to be stacked. For images add a `Resize` item transform; for "
+                "variable-length data pass `collate_fn=functools.partial(collate, pad_value=...)`",
+                (0, k),
+            )
+        size = [max(s[d] for s in shapes) for d in range(len(shapes[0]))]
+        out = first.new_full((len(values), *size), pad_value)
+        for i, v in enumerate(values):
+            region: tuple[int | slice, ...] = (i, *[slice(0, n) for n in v.shape])
+            out[region] = v
+        return out
+    if isinstance(first, (bool, int, float, np.number)):
+        return torch.tensor(values)
+    if isinstance(first, np.ndarray):
+        return _collate_field([torch.from_numpy(v) for v in values], pad_value, field)
+    if isinstance(first, dict):
+        return {k: _collate_field([v[k] for v in values], pad_value, f"{field}[{k!r}]") for k in first}
+    return list(values)
+
+
+def collate(items: Sequence[Any], pad_value: float | None = None) -> Any:
+    """Stack a list of items (tuples of tensors, numbers, arrays...) into a batch, keeping semantic types.
+
+    Args:
+        items: one entry per item; tuples are collated element by element.
+        pad_value: pad tensors of different sizes to the largest with this value (no padding when ``None``).
+
+    Examples:
+        >>> from lamina.core.tensors import TensorImage
+        >>> xb, yb = collate([(TensorImage(torch.zeros(1, 2, 2)), 0), (TensorImage(torch.ones(1, 2, 2)), 1)])
+        >>> type(xb).__name__, tuple(xb.shape), yb.tolist()
+        ('TensorImage', (2, 1, 2, 2), [0, 1])
+        >>> collate([torch.tensor([1, 2]), torch.tensor([3])], pad_value=0).tolist()
+        [[1, 2], [3, 0]]
+    """
+    if not items:
+        raise CollateError("cannot collate an empty list of items")
+    first = items[0]
+    if not isinstance(first, tuple):
+        return _collate_field(list(items), pad_value, "the item")
+    for k, it in enumerate(items):
+        if not isinstance(it, tuple) or len(it) != len(first):
+            raise CollateError(
+                f"batch item {k} is {describe_item(it)} but batch item 0 has {len(first)} elements", (0, k)
+            )
+    return tuple(_collate_field([it[j] for it in items], pad_value, f"element {j}") for j in range(len(first)))
+
+
+class TensorSource:
+    """Tensors of equal length, indexed and batched by slicing (the fast path).
+
+    Args:
+        *tensors: tensors sharing their first dimension.
+
+    Examples:
+        >>> src = TensorSource(torch.arange(10.0), torch.arange(10))
+        >>> [t.tolist() for t in src.get_batch(slice(2, 4))]
+        [[2.0, 3.0], [2, 3]]
+    """
+
+    def __init__(self, *tensors: Tensor) -> None:
+        if not tensors:
+            raise ValueError("TensorSource needs at least one tensor")
+        n = len(tensors[0])
+        bad = [tuple(t.shape) for t in tensors if len(t) != n]
+        if bad:
+            raise ValueError(f"all tensors must have the same length {n} in their first dimension, got {bad[0]}")
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors[0])
+
+    def __getitem__(self, i: int) -> tuple[Tensor, ...]:
+        return tuple(t[i] for t in self.tensors)
+
+    def get_batch(self, idx: Any) -> tuple[Tensor, ...]:
+        """The rows ``idx`` (a slice or a tensor of indices) of every tensor."""
+        return tuple(t[idx] for t in self.tensors)
+
+
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed ``random``, numpy and torch for one batch; in the main process the previous states come back after."""
+    if seed is None:
+        yield
+        return
+    in_worker = torch.utils.data.get_worker_info() is not None
+    saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+
+
+class _BatchMaker(torch.utils.data.Dataset):
+    """The ``torch.utils.data`` face of a DataLoader: index = a batch description, item = a collated batch."""
+
+    def __init__(self, dl: DataLoader) -> None:
+        self.dl = dl
+
+    def __getitem__(self, desc: Any) -> Any:
+        return self.dl._fetch(desc)
+
+
+class _EpochSampler:
+    """The batch descriptions of the current epoch (kept across epochs with persistent workers)."""
+
+    def __init__(self) -> None:
+        self.descs: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.descs)
+
+    def __len__(self) -> int:
+        return len(self.descs)
+
+
+def _identity(b: Any) -> Any:
+    return b
+
+
+def _as_pipeline(tfms: Any, split_idx: int | None) -> Pipeline:
+    return Pipeline(tfms.fs if isinstance(tfms, Pipeline) else tfms, split_idx=split_idx)
+
+
+class DataLoader:
+    """Batches from a dataset, built on ``torch.utils.data`` (workers, pinned memory, prefetching).
+
+    Args:
+        dataset: anything indexable with a length (e.g. :class:`~lamina.data.core.Datasets`), a tensor, a tuple of
+            tensors, or an object with ``get_batch(indices)``.
+        bs: batch size.
+        shuffle: shuffle each epoch.
+        drop_last: drop the last, incomplete batch.
+        num_workers: worker processes (0: load in the main process).
+        pin_memory: pin batches in page-locked memory for faster copies to the GPU.
+        device: where batches go before ``after_batch`` runs; ``None`` keeps them on the CPU.
+        seed: makes shuffling and random item transforms reproducible (epoch ``e`` uses ``seed + e``).
+        after_item: transforms applied to each item, in the workers.
+        before_batch: transforms applied to the list of items of a batch, in the workers.
+        after_batch: transforms applied to the collated batch on ``device``, in the main process.
+        collate_fn: turns a list of items into a batch (default :func:`collate`).
+        persistent_workers: keep worker processes alive between epochs.
+        do_setup: learn the state of ``after_item``/``after_batch`` transforms from this loader's data.
+
+    Examples:
+        >>> dl = DataLoader((torch.arange(10.0), torch.arange(10)), bs=4, shuffle=True, seed=0)
+        >>> [len(xb) for xb, yb in dl]
+        [4, 4, 2]
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        bs: int = 64,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        device: torch.device | str | None = None,
+        seed: int | None = None,
+        after_item: Any = None,
+        before_batch: Any = None,
+        after_batch: Any = None,
+        collate_fn: Callable[[list[Any]], Any] = collate,
+        persistent_workers: bool = False,
+        do_setup: bool = True,
+    ) -> None:
+        if isinstance(dataset, Tensor):
+            dataset = TensorSource(dataset)
+        elif isinstance(dataset, tuple) and dataset and all(isinstance(t, Tensor) for t in dataset):
+            dataset = TensorSource(*dataset)
+        if bs < 1:
+            raise ValueError(f"bs must be >= 1, got {bs}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        if len(dataset) == 0:
+            raise ValueError(
+                "DataLoader got an empty dataset (0 items): check the items found and the split "
+                "(e.g. a valid_pct or a splitter that leaves one split empty)"
+            )
+        self._args = dict(
+            bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
+            seed=seed, collate_fn=collate_fn, persistent_workers=persistent_workers,
+        )  # fmt: skip
+        self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
+        self.num_workers, self.pin_memory, self.seed, self.collate_fn = num_workers, pin_memory, seed, collate_fn
+        self.persistent_workers = persistent_workers
+        self.device = torch.device(device) if device is not None else None
+        split_idx = getattr(dataset, "split_idx", None)
+        self.after_item = _as_pipeline(after_item, split_idx)
+        self.before_batch = _as_pipeline(before_batch, split_idx)
+        self.after_batch = _as_pipeline(after_batch, split_idx)
+        self.n_inp: int = getattr(dataset, "n_inp", 1)
+        self.epoch = 0
+        self._sampler = _EpochSampler()
+        self._loader: torch.utils.data.DataLoader | None = None
+        if do_setup:
+            self.after_item.setup(dataset)
+            self.after_batch.setup(_SetupBatches(self))
+
+    @property
+    def fast(self) -> bool:
+        """True when batches are made by slicing tensors rather than item by item."""
+        return hasattr(self.dataset, "get_batch") and not len(self.after_item) and not len(self.before_batch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.bs if self.drop_last else math.ceil(n / self.bs)
+
+    def _descriptions(self, advance: bool) -> list[tuple[Any, int | None]]:
+        """This epoch's batches as ``(indices, seed)``; shuffling and seeds come from ``seed`` or torch's RNG."""
+        g = torch.Generator()
+        if self.seed is not None:
+            g.manual_seed(self.seed + self.epoch)
+        else:
+            g.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        if advance:
+            self.epoch += 1
+        n, bs, fast = len(self.dataset), self.bs, self.fast
+        order = torch.randperm(n, generator=g) if self.shuffle else None
+        base = None if fast else int(torch.randint(0, 2**31, (1,), generator=g).item())
+        descs: list[tuple[Any, int | None]] = []
+        for k in range(len(self)):
+            lo, hi = k * bs, min((k + 1) * bs, n)
+            idx: Any = slice(lo, hi) if order is None else order[lo:hi]
+            if not fast:
+                idx = list(range(lo, hi)) if order is None else idx.tolist()
+            descs.append((idx, None if base is None else base + k))
+        return descs
+
+    def _item(self, i: int) -> Any:
+        x = self.dataset[i]
+        if not len(self.after_item):
+            return x
+        try:
+            return self.after_item(x)
+        except TransformError as e:
+            raise TransformError(f"after_item, item {i} ({describe_item(x)}): {e}") from e.__cause__
+
+    def _fetch(self, desc: tuple[Any, int | None]) -> Any:
+        idx, seed = desc
+        if self.fast:
+            return self.dataset.get_batch(idx)
+        with _seeded(seed):
+            items = [self._item(i) for i in idx]
+            if len(self.before_batch):
+                items = self.before_batch(items)
+            try:
+                return self.collate_fn(items)
+            except CollateError as e:
+                a, b = e.positions
+                raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None
+
+    def _finish(self, b: Any) -> Any:
+        b = to_device(b, self.device, non_blocking=self.pin_memory)
+        return self.after_batch(b) if len(self.after_batch) else b
+
+    def _torch_loader(self) -> torch.utils.data.DataLoader:
+        if self._loader is None or not self.persistent_workers:
+            self._loader = torch.utils.data.DataLoader(
+                _BatchMaker(self), batch_size=None, sampler=self._sampler, num_workers=self.num_workers,
+                pin_memory=self.pin_memory, collate_fn=_identity,
+                persistent_workers=self.persistent_workers and self.num_workers > 0,
+            )  # fmt: skip
+        return self._loader
+
+    def __iter__(self) -> Iterator[Any]:
+        descs = self._descriptions(advance=True)
+        if self.num_workers == 0 and not self.pin_memory:
+            for desc in descs:
+                yield self._finish(self._fetch(desc))
+            return
+        self._sampler.descs = descs
+        it = iter(self._torch_loader())
+        while True:
+            try:
+                b = next(it)
+            except StopIteration:
+                return
+            except Exception as e:
+                # torch puts the worker's traceback in the message; dropping the frames lets the workers shut down
+                # now rather than when the caller drops the exception (which costs seconds)
+                del it
+                raise e.with_traceback(None) from None
+            yield self._finish(b)
+
+    def one_batch(self) -> Any:
+        """The first batch of an epoch, made in this process without starting workers."""
+        return self._finish(self._fetch(self._descriptions(advance=False)[0]))
+
+    def to(self, device: torch.device | str | None) -> DataLoader:
+        """Send future batches to ``device``."""
+        self.device = torch.device(device) if device is not None else None
+        return self
+
+    def new(self, **changes: Any) -> DataLoader:
+        """A DataLoader with the same settings and (shared, already set up) transforms, except ``changes``."""
+        args: dict[str, Any] = dict(
+            self._args, dataset=self.dataset, device=self.device, after_item=self.after_item.fs,
+            before_batch=self.before_batch.fs, after_batch=self.after_batch.fs, do_setup=False,
+        )  # fmt: skip
+        args.update(changes)
+        return type(self)(**args)
+
+    def decode(self, b: Any) -> Any:
+        """Undo ``after_batch`` on a batch."""
+        return self.after_batch.decode(b) if len(self.after_batch) else b
+
+    def decode_batch(self, b: Any, max_n: int = 9) -> list[Any]:
+        """Split a batch into at most ``max_n`` items, each decoded through ``after_batch`` and ``after_item``."""
+        items = _unbatch(to_device(self.decode(b), "cpu"), max_n)
+        return [self.after_item.decode(it) for it in items] if len(self.after_item) else items
+
+    def show_batch(
+        self,
+        b: Any = None,
+        max_n: int = 9,
+        nrows: int | None = None,
+        ncols: int | None = None,
+        figsize: tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Draw up to ``max_n`` decoded items of ``b`` (or of one batch) on a grid and return the figure.
+
+        Args:
+            b: a batch from this loader; one is made when ``None``.
+            max_n: most items drawn.
+            nrows: grid rows.
+            ncols: grid columns.
+            figsize: figure size.
+            **kwargs: passed to each item's ``show``.
+        """
+        items = self.decode_batch(self.one_batch() if b is None else b, max_n)
+        fig, axs = get_grid(len(items), nrows, ncols, figsize)
+        show = getattr(self.dataset, "show", None)
+        for it, ax in zip(items, axs):
+            if show is not None:
+                show(it, ctx=ax, **kwargs)
+            else:
+                show_any(it, ctx=ax, **kwargs)
+        return fig
+
+    def __repr__(self) -> str:
+        return f"DataLoader({len(self.dataset)} items, bs={self.bs}, {len(self)} batches, device={self.device})"
+
+
+class _SetupBatches(Sequence[Any]):
+    """The first few batches of a loader (before ``after_batch``), for ``setups`` of batch transforms."""
+
+    def __init__(self, dl: DataLoader, n: int = 4) -> None:
+        self.dl, self.n = dl, min(n, len(dl))
+        self._cache: list[Any] | None = None
+
+    def _batches(self) -> list[Any]:
+        if self._cache is None:
+            descs = self.dl._descriptions(advance=False)[: self.n]
+            self._cache = [to_device(self.dl._fetch(d), self.dl.device) for d in descs]
+        return self._cache
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._batches()[i]
+
+
+def _unbatch(b: Any, max_n: int) -> list[Any]:
+    def size(o: Any) -> int:
+        return len(o) if isinstance(o, (Tensor, list)) else 0
+
+    if isinstance(b, tuple):
+        n = min([max_n, *(size(f) for f in b)])
+        return [tuple(f[i] if size(f) else f for f in b) for i in range(n)]
+    return [b[i] for i in range(min(max_n, size(b)))]
+
+
+class DataLoaders:
+    """A training and a validation :class:`DataLoader` (and any more), with shared helpers.
+
+    Args:
+        *loaders: training first, then validation.
+        path: the folder models and exports go to.
+        device: send all loaders' batches there.
+
+    Examples:
+        >>> x = torch.randn(100, 3); y = (x.sum(1) > 0).long()
+        >>> dls = DataLoaders(DataLoader((x[:80], y[:80]), bs=16, shuffle=True), DataLoader((x[80:], y[80:]), bs=32))
+        >>> len(dls.train), len(dls.valid)
+        (5, 1)
+    """
+
+    def __init__(self, *loaders: DataLoader, path: str = ".", device: torch.device | str | None = None) -> None:
+        if not loaders:
+            raise ValueError("DataLoaders needs at least one DataLoader (training first, then validation)")
+        self.loaders, self.path = list(loaders), path
+        if device is not None:
+            self.to(device)
+
+    @classmethod
+    def from_dsets(
+        cls,
+        *dsets: Any,
+        bs: int = 64,
+        val_bs: int | None = None,
+        shuffle: bool = True,
+        path: str = ".",
+        device: torch.device | str | None = None,
+        **kwargs: Any,
+    ) -> DataLoaders:
+        """Loaders over datasets (training first): the training one shuffles, the others do not.
+
+        Args:
+            *dsets: training dataset first.
+            bs: training batch size.
+            val_bs: batch size of the others (``bs`` when ``None``).
+            shuffle: shuffle the training loader.
+            path: see :class:`DataLoaders`.
+            device: see :class:`DataLoaders`.
+            **kwargs: passed to every :class:`DataLoader`.
+        """
+        drop_last = kwargs.pop("drop_last", shuffle and len(dsets[0]) > bs)
+        train = DataLoader(dsets[0], bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
+        rest = [train.new(dataset=d, bs=val_bs or bs, shuffle=False, drop_last=False) for d in dsets[1:]]
+        return cls(train, *rest, path=path)
+
+    def __getitem__(self, i: int) -> DataLoader:
+        return self.loaders[i]
+
+    def __len__(self) -> int:
+        return len(self.loaders)
+
+    @property
+    def train(self) -> DataLoader:
+        """The training loader."""
+        return self.loaders[0]
+
+    @property
+    def valid(self) -> DataLoader:
+        """The validation loader."""
+        if len(self.loaders) < 2:
+            raise IndexError("these DataLoaders have no validation loader: give a split with validation items")
+        return self.loaders[1]
+
+    @property
+    def device(self) -> torch.device | None:
+        """Where batches go."""
+        return self.train.device
+
+    def to(self, device: torch.device | str | None) -> DataLoaders:
+        """Send every loader's batches to ``device``."""
+        for dl in self.loaders:
+            dl.to(device)
+        return self
+
+    @property
+    def n_inp(self) -> int:
+        """How many leading elements of a batch are model inputs."""
+        return self.train.n_inp
+
+    @property
+    def vocab(self) -> list[Any] | None:
+        """The target vocab of the training dataset, if any."""
+        return getattr(self.train.dataset, "vocab", None)
+
+    def one_batch(self) -> Any:
+        """One training batch."""
+        return self.train.one_batch()
+
+    def show_batch(self, **kwargs: Any) -> Any:
+        """Draw a training batch; see :meth:`DataLoader.show_batch`."""
+        return self.train.show_batch(**kwargs)
+
+    def test_dl(self, items: Any, with_labels: bool = False, **kwargs: Any) -> DataLoader:
+        """A loader over new items with the validation transforms (inputs only unless ``with_labels``).
+
+        Args:
+            items: raw items, like those the datasets were built from.
+            with_labels: also build targets (the items must carry labels).
+            **kwargs: changes to the validation loader's settings.
+        """
+        base = self.loaders[1] if len(self.loaders) > 1 else self.loaders[0]
+        if not hasattr(base.dataset, "new"):
+            raise TypeError(
+                f"test_dl needs a dataset with `new(items)` (e.g. Datasets), got {type(base.dataset).__name__}"
+            )
+        ds = base.dataset.new(items, with_labels=with_labels)
+        return base.new(dataset=ds, shuffle=False, drop_last=False, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"DataLoaders({', '.join(repr(dl) for dl in self.loaders)})"

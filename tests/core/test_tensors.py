@@ -1,0 +1,96 @@
+"""Semantic tensors keep their type and metadata through torch operations, strip cheaply, and draw themselves."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from lamina.core.tensors import (
+    Category,
+    TensorBase,
+    TensorBBox,
+    TensorCategory,
+    TensorImage,
+    TensorImageBW,
+    TensorMask,
+    TensorPoint,
+    as_plain,
+    retain_type,
+)
+from tests.conftest import assert_png
+
+
+def test_typed_tensors_keep_their_type_through_common_operations():
+    img = TensorImage(torch.rand(3, 8, 8))
+    results = {
+        "add": img + 1,
+        "radd": 1 + img,
+        "flip": img.flip(-1),
+        "cat": torch.cat([img, img]),
+        "stack": torch.stack([img, img]),
+        "index": img[0],
+        "slice": img[:, 2:4],
+        "to": img.to("cpu", torch.float64),
+        "clone": img.clone(),
+        "inplace": img.clone().mul_(2),
+        "permute": img.permute(1, 2, 0),
+        "functional": torch.nn.functional.pad(img, (1, 1)),
+    }
+    for name, r in results.items():
+        assert type(r) is TensorImage, f"{name} gave {type(r).__name__}"
+
+
+def test_metadata_survives_operations_and_concatenation():
+    pts = TensorPoint(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), img_size=(28, 28))
+    assert (pts * 2).img_size == (28, 28)
+    assert torch.cat([pts, pts]).img_size == (28, 28)
+    assert pts[0].img_size == (28, 28)
+    mask = TensorMask(torch.zeros(4, 4, dtype=torch.long), codes=["bg", "fg"])
+    assert mask.flip(0).codes == ["bg", "fg"]
+
+
+def test_mixed_inputs_follow_the_documented_rule():
+    img = TensorImage(torch.ones(2, 2))
+    mask = TensorMask(torch.ones(2, 2))
+    assert type(torch.ones(2, 2) + img) is TensorImage  # a subclass beats plain Tensor
+    assert type(img + mask) is TensorImage  # unrelated types: leftmost wins
+    assert type(mask + img) is TensorMask
+    assert type(TensorImageBW(torch.ones(2, 2)) + img) is TensorImageBW  # subclass beats parent
+
+
+def test_as_plain_strips_types_without_copying():
+    img = TensorImage(torch.rand(2, 3, 4, 4))
+    batch = (img, [TensorCategory(torch.tensor([1, 0]))], {"p": TensorPoint(torch.zeros(1, 2))})
+    plain = as_plain(batch)
+    assert type(plain[0]) is torch.Tensor and type(plain[1][0]) is torch.Tensor and type(plain[2]["p"]) is torch.Tensor
+    assert plain[0].data_ptr() == img.data_ptr()
+
+
+def test_retain_type_casts_only_more_general_tensors():
+    old = TensorImage(torch.zeros(1))
+    assert type(retain_type(torch.ones(1), old)) is TensorImage
+    cat = TensorCategory(torch.tensor(1))
+    assert type(retain_type(cat, old)) is TensorCategory  # a different semantic type is kept
+
+
+def test_construction_from_arrays_and_lists():
+    assert TensorBase(np.arange(3)).tolist() == [0, 1, 2]
+    assert type(TensorCategory(2)) is TensorCategory
+
+
+def test_image_mask_points_and_boxes_draw_layered_on_one_axis(tmp_path):
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    img = TensorImage(torch.stack([xx / 31, yy / 31, torch.full_like(xx, 0.5, dtype=torch.float)]).float())
+    mask = TensorMask(((xx - 16) ** 2 + (yy - 16) ** 2 < 64).long(), codes=["bg", "disc"])
+    ax = img.show(figsize=(3, 3))
+    mask.show(ctx=ax)
+    TensorPoint(torch.tensor([[16.0, 16.0]])).show(ctx=ax)
+    TensorBBox(torch.tensor([[8.0, 8.0, 24.0, 24.0]])).show(ctx=ax, labels=["disc"])
+    Category("a disc").show(ctx=ax)
+    assert len(ax.images) == 2 and len(ax.patches) == 1 and ax.get_title() == "a disc"
+    assert ax.texts[0].get_text() == "disc"
+    path = tmp_path / "layers.png"
+    ax.figure.savefig(path)
+    assert_png(path)
+    # the mask overlay changes pixels inside the disc, not in the corner
+    rgba = plt.imread(path)
+    assert rgba.shape[2] == 4

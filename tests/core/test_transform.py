@@ -1,0 +1,196 @@
+"""Transforms apply by type over tuples, decode, set up from earlier steps' outputs, and rebuild from data."""
+
+import json
+
+import pytest
+import torch
+
+from lamina.core.serial import SerialError
+from lamina.core.tensors import Category, TensorCategory, TensorImage, TensorPoint
+from lamina.core.transform import (
+    ItemTransform,
+    Pipeline,
+    Transform,
+    TransformError,
+    decodes,
+    encodes,
+    transform_from_state,
+    transform_to_state,
+)
+from lamina.data.transforms import Categorize, MultiCategorize, Normalize, OneHotEncode
+
+
+class FlipX(Transform):
+    """Horizontal flip of an image and of its (x, y) pixel points."""
+
+    @encodes
+    def _image(self, x: TensorImage):
+        return x.flip(-1)
+
+    @encodes
+    def _points(self, x: TensorPoint):
+        w = x.img_size[0]
+        return TensorPoint(torch.stack([w - 1 - x[:, 0], x[:, 1]], 1))
+
+
+def test_dog_encodes_to_one_and_decodes_to_dog():
+    cat = Categorize()
+    cat.setup(["dog", "cat", "dog", "bird"])
+    assert cat.vocab_ == ["bird", "cat", "dog"]
+    enc = cat("dog")
+    assert type(enc) is TensorCategory and int(enc) == 2
+    dec = cat.decode(enc)
+    assert dec == "dog" and isinstance(dec, Category)
+
+
+def test_flip_on_image_and_points_moves_both_each_its_own_way():
+    img = torch.zeros(1, 5, 8)
+    img[0, 3, 1] = 1.0  # a bright dot at x=1, y=3
+    pts = TensorPoint(torch.tensor([[1.0, 3.0]]), img_size=(8, 5))
+    out_img, out_pts = FlipX()((TensorImage(img), pts))
+    y, x = (out_img[0] == 1).nonzero()[0].tolist()
+    assert (x, y) == (6, 3)
+    assert out_pts.tolist() == [[6.0, 3.0]]
+    assert out_pts.img_size == (8, 5)
+
+
+def test_elements_without_a_method_pass_through_and_types_are_kept():
+    class AddOne(Transform):
+        def encodes(self, x: TensorImage):
+            return x.as_plain() + 1  # returns a plain tensor
+
+    out = AddOne()((TensorImage(torch.zeros(2)), "label", 3))
+    assert type(out[0]) is TensorImage and out[1:] == ("label", 3)
+
+
+def test_a_pipeline_step_sets_up_on_the_outputs_of_the_earlier_steps_only():
+    seen = {}
+
+    class Lower(Transform):
+        def encodes(self, x: str):
+            return x.lower()
+
+    class Spy(Transform):
+        order = 1
+
+        def setups(self, items):
+            seen["items"] = list(items)
+
+    class Later(Transform):
+        order = 2
+
+        def encodes(self, x: str):
+            return x + "!"
+
+    Pipeline([Later(), Spy(), Lower()]).setup(["Dog", "CAT"])
+    assert seen["items"] == ["dog", "cat"]  # Lower ran, Later did not
+
+
+def test_pipeline_sorts_by_order_and_decodes_in_reverse():
+    class Double(Transform):
+        order = 2
+
+        def encodes(self, x: int):
+            return x * 2
+
+        def decodes(self, x: int):
+            return x // 2
+
+    class Inc(Transform):
+        order = 1
+
+        def encodes(self, x: int):
+            return x + 1
+
+        def decodes(self, x: int):
+            return x - 1
+
+    p = Pipeline([Double(), Inc()])
+    assert p(3) == 8 and p.decode(8) == 3
+
+
+def test_split_idx_runs_a_transform_on_its_split_only():
+    class TrainOnly(Transform):
+        split_idx = 0
+
+        def encodes(self, x: int):
+            return x + 100
+
+    assert Pipeline([TrainOnly()], split_idx=0)(1) == 101
+    assert Pipeline([TrainOnly()], split_idx=1)(1) == 1
+
+
+def test_item_transform_sees_the_whole_tuple():
+    class Swap(ItemTransform):
+        def encodes(self, xy):
+            return xy[1], xy[0]
+
+    assert Swap()(("x", "y")) == ("y", "x")
+
+
+def test_several_encodes_and_decodes_on_one_class_by_decorator():
+    class Both(Transform):
+        @encodes
+        def _num(self, x: int):
+            return x + 1
+
+        @encodes
+        def _txt(self, x: str):
+            return x.upper()
+
+        @decodes
+        def _num_back(self, x: int):
+            return x - 1
+
+    t = Both()
+    assert t((1, "a", 2.5)) == (2, "A", 2.5)
+    assert t.decode(2) == 1
+
+
+def test_a_failing_step_names_the_step_and_the_item():
+    class Boom(Transform):
+        def encodes(self, x: int):
+            raise ValueError("bad value, fix it by passing a smaller number")
+
+    with pytest.raises(TransformError, match=r"step 2/2 `Boom`.*int.*|step 2/2 `Boom` failed on 7") as err:
+        Pipeline([Transform(lambda x: x), Boom()])(7)
+    assert "smaller number" in str(err.value)
+
+
+def _roundtrip(tfm):
+    tensors: dict = {}
+    data = json.loads(json.dumps(transform_to_state(tfm, tensors)))
+    return transform_from_state(data, tensors)
+
+
+def test_transforms_rebuilt_from_exported_state_behave_the_same():
+    cat = Categorize()
+    cat.setup(["b", "a", "c"])
+    cat2 = _roundtrip(cat)
+    assert cat2.vocab_ == cat.vocab_ and int(cat2("c")) == int(cat("c"))
+
+    norm = Normalize()
+    norm.setup([TensorImage(torch.rand(4, 3, 5, 5) * 3 + 1)])
+    x = TensorImage(torch.rand(2, 3, 5, 5))
+    assert torch.equal(_roundtrip(norm)(x), norm(x))
+
+    mc = MultiCategorize()
+    mc.setup([["x"], ["y", "z"]])
+    ohe = OneHotEncode(c=3)
+    p, p2 = Pipeline([mc, ohe]), Pipeline([_roundtrip(mc), _roundtrip(ohe)])
+    assert torch.equal(p(["z", "x"]), p2(["z", "x"]))
+
+
+def test_unknown_or_function_transforms_cannot_be_loaded_or_exported():
+    with pytest.raises(SerialError, match="unknown transform type"):
+        transform_from_state({"type": "os.system", "config": {}, "state": {}}, {})
+    with pytest.raises(SerialError, match="subclass"):
+        transform_to_state(Transform(lambda x: x), {})
+
+
+def test_pipeline_show_decodes_until_the_item_can_show_itself():
+    cat = Categorize()
+    cat.setup(["cat", "dog"])
+    p = Pipeline([cat])
+    ax = p.show(cat("dog"))
+    assert ax.get_title() == "dog"

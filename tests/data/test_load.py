@@ -1,0 +1,164 @@
+"""The DataLoader batches by slicing or item by item, reproducibly across worker counts, and fails clearly."""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+
+from lamina.core.tensors import TensorCategory, TensorImage, TensorImageBW
+from lamina.core.transform import Transform
+from lamina.data.core import Datasets
+from lamina.data.load import CollateError, DataLoader, DataLoaders, collate
+from lamina.data.transforms import Categorize, IntToFloatTensor, Normalize
+from tests.conftest import assert_png
+from tests.data.mnist_items import PickImage, PickLabel, RandomShift, mnist_items
+
+
+def mnist_dsets(mnist, n_train=256, n_valid=64, augment=False):
+    items, splits = mnist_items(mnist, n_train, n_valid)
+    x_tfms = [PickImage(), *([RandomShift()] if augment else [])]
+    return Datasets(items, [x_tfms, [PickLabel(), Categorize()]], splits=splits)
+
+
+def test_mnist_end_to_end_batches_are_typed_normalized_and_labelled(mnist):
+    dls = mnist_dsets(mnist).dataloaders(bs=32, after_batch=[IntToFloatTensor(), Normalize()], seed=0)
+    xb, yb = dls.one_batch()
+    assert type(xb) is TensorImageBW and xb.shape == (32, 1, 28, 28) and xb.dtype == torch.float32
+    assert type(yb) is TensorCategory and yb.shape == (32,)
+    # stats were learned from training batches: a normalized training epoch is centred and scaled
+    allx = torch.cat([b[0].as_plain() for b in dls.train])
+    assert abs(allx.mean().item()) < 0.05 and abs(allx.std().item() - 1) < 0.05
+    assert len(dls.train) == 256 // 32 and len(dls.valid) == 2
+    assert dls.vocab == [str(d) for d in range(10)]
+
+
+def test_same_seed_gives_identical_batches_with_zero_and_two_workers(mnist):
+    ds = mnist_dsets(mnist, augment=True).train
+    dl0 = DataLoader(ds, bs=32, shuffle=True, seed=7, num_workers=0)
+    dl2 = DataLoader(ds, bs=32, shuffle=True, seed=7, num_workers=2)
+    for epoch in range(2):
+        b0, b2 = list(dl0), list(dl2)
+        assert len(b0) == len(b2) == 8
+        for (x0, y0), (x2, y2) in zip(b0, b2):
+            assert torch.equal(x0, x2) and torch.equal(y0, y2), f"epoch {epoch} differs"
+    assert type(b2[0][0]) is TensorImageBW  # types survive the trip from worker processes
+
+
+def test_random_item_transforms_really_run_and_depend_on_the_seed(mnist):
+    ds = mnist_dsets(mnist, augment=True).train
+    a = next(iter(DataLoader(ds, bs=64, seed=1)))[0]
+    b = next(iter(DataLoader(ds, bs=64, seed=2)))[0]
+    plain = next(iter(DataLoader(mnist_dsets(mnist).train, bs=64)))[0]
+    assert not torch.equal(a, b) and not torch.equal(a, plain)
+
+
+def test_seeded_loading_leaves_the_global_random_state_alone(mnist):
+    dl = DataLoader(mnist_dsets(mnist, augment=True).train, bs=64, seed=3)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    list(dl)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_shuffling_covers_every_item_once_and_changes_between_epochs():
+    x = torch.arange(100)
+    dl = DataLoader((x,), bs=16, shuffle=True, seed=0)
+    e1 = torch.cat([b[0] for b in dl])
+    e2 = torch.cat([b[0] for b in dl])
+    assert sorted(e1.tolist()) == list(range(100)) and not torch.equal(e1, e2)
+
+
+def test_the_tensor_fast_path_slices_and_matches_item_by_item_loading():
+    x, y = torch.randn(50, 4), torch.arange(50)
+    fast = DataLoader((x, y), bs=8, shuffle=True, seed=0)
+    assert fast.fast
+    slow = DataLoader([(x[i], y[i]) for i in range(50)], bs=8, shuffle=True, seed=0)
+    assert not slow.fast
+    for (xf, yf), (xs, ys) in zip(fast, slow):
+        assert torch.equal(xf, xs) and torch.equal(yf, ys)
+
+
+def test_drop_last_and_batch_count():
+    dl = DataLoader(torch.arange(10), bs=4, drop_last=True)
+    assert len(dl) == 2 and [len(b[0]) for b in dl] == [4, 4]
+
+
+def test_collating_images_of_different_sizes_names_the_items_and_suggests_resize():
+    items = [(TensorImage(torch.zeros(3, 28, 28)), 0), (TensorImage(torch.zeros(3, 30, 28)), 1)]
+    with pytest.raises(CollateError, match=r"dataset items 0 and 1.*\(3, 30, 28\).*Resize"):
+        next(iter(DataLoader(items, bs=2)))
+
+
+def test_padding_collate_pads_variable_length_items():
+    items = [(torch.tensor([1, 2, 3]),), (torch.tensor([4]),)]
+    (b,) = next(iter(DataLoader(items, bs=2, collate_fn=functools.partial(collate, pad_value=0))))
+    assert b.tolist() == [[1, 2, 3], [4, 0, 0]]
+
+
+def test_an_empty_dataset_and_a_bad_batch_size_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"empty dataset.*split"):
+        DataLoader([], bs=4)
+    with pytest.raises(ValueError, match="bs must be >= 1, got 0"):
+        DataLoader([1, 2], bs=0)
+
+
+def test_a_transform_that_raises_in_a_worker_names_the_item_and_step(mnist):
+    class Fussy(Transform):
+        def encodes(self, x: TensorImageBW):
+            raise ValueError("this image is too dark: filter such items out")
+
+    ds = mnist_dsets(mnist).train
+    dl = DataLoader(ds, bs=4, num_workers=2, after_item=[Fussy()])
+    with pytest.raises(Exception, match=r"(?s)after_item, item 0.*Fussy.*too dark"):
+        next(iter(dl))
+
+
+def test_after_batch_runs_on_the_device_and_new_keeps_shared_state(mnist):
+    norm = Normalize()
+    dls = mnist_dsets(mnist).dataloaders(bs=32, after_batch=[IntToFloatTensor(), norm], device="cpu")
+    assert dls.valid.after_batch.fs[-1] is norm  # validation shares the state learned on training
+    dl2 = dls.train.new(bs=8)
+    assert dl2.bs == 8 and dl2.after_batch.fs[-1] is norm and len(dl2.one_batch()[0]) == 8
+    assert dls.one_batch()[0].device.type == "cpu"
+
+
+def test_decode_batch_undoes_batch_transforms(mnist):
+    dls = mnist_dsets(mnist).dataloaders(bs=16, after_batch=[IntToFloatTensor(), Normalize()])
+    b = dls.valid.one_batch()
+    items = dls.valid.decode_batch(b, max_n=3)
+    assert len(items) == 3
+    x0, _ = items[0]
+    assert x0.dtype == torch.uint8 and torch.equal(x0, torch.from_numpy(mnist["x_valid"][0])[None])
+
+
+def test_show_batch_writes_a_png_with_titles(mnist, tmp_path):
+    dls = mnist_dsets(mnist).dataloaders(bs=16, after_batch=[IntToFloatTensor(), Normalize()])
+    fig = dls.valid.show_batch(max_n=6)
+    titles = [ax.get_title() for ax in fig.axes]
+    va = np.linspace(0, 999, 64).astype(int)[:6]
+    assert titles == [str(int(d)) for d in mnist["y_valid"][va]]
+    path = tmp_path / "batch.png"
+    fig.savefig(path)
+    assert_png(path, 5000)
+
+
+def test_test_dl_uses_input_transforms_only(mnist):
+    dls = mnist_dsets(mnist).dataloaders(bs=16, after_batch=[IntToFloatTensor(), Normalize()])
+    items = [(mnist["x_valid"][i], -1) for i in range(5)]
+    (xb,) = dls.test_dl(items).one_batch()
+    assert xb.shape == (5, 1, 28, 28) and xb.dtype == torch.float32
+
+
+def test_dataloaders_need_a_validation_loader_for_valid():
+    dls = DataLoaders(DataLoader(torch.arange(4), bs=2))
+    with pytest.raises(IndexError, match="no validation loader"):
+        _ = dls.valid
+
+
+def test_pin_memory_path_goes_through_torch_loader():
+    x = torch.arange(12.0).view(6, 2)
+    dl = DataLoader(np.arange(6).tolist(), bs=3, pin_memory=False, num_workers=1)
+    assert [b.tolist() for b in dl] == [[0, 1, 2], [3, 4, 5]]
+    assert x.shape == (6, 2)
