@@ -291,15 +291,23 @@ def _make_blocks(tensors: list[Tensor], no_decay: set[int]) -> list[_Block]:
 _Work = tuple[list[Tensor], list[Tensor], dict[str, list[Tensor]], "list[int] | None"]
 
 
-def _gather(block: _Block) -> _Work | None:
-    """The block's tensors that have a gradient, with their grads and state; ``None`` if none has one."""
+def _gather(block: _Block, frozen: bool = False) -> _Work | None:
+    """The block's tensors that have a gradient, with their grads and state; ``None`` if none has one.
+
+    In a frozen group only tensors whose ``requires_grad`` was turned back on count: a gradient left over from
+    before freezing is never applied.
+    """
     params = block.params
-    grads = [g for p in params if (g := p.grad) is not None]
-    if len(grads) == len(params):
-        return params, grads, block.state, None
+    if frozen:
+        picked = [j for j, p in enumerate(params) if p.requires_grad and p.grad is not None]
+        grads = [g for j in picked if (g := params[j].grad) is not None]
+    else:
+        grads = [g for p in params if (g := p.grad) is not None]
+        if len(grads) == len(params):
+            return params, grads, block.state, None
+        picked = [j for j, p in enumerate(params) if p.grad is not None]
     if not grads:
         return None
-    picked = [j for j, p in enumerate(params) if p.grad is not None]
     view = {name: [values[j] for j in picked] for name, values in block.state.items()}
     return [params[j] for j in picked], grads, view, picked
 
@@ -427,7 +435,8 @@ class Optimizer(BaseOptimizer):
         return loss
 
     def _step_group(self, i: int) -> None:
-        work = [(block, found) for block in self._blocks[i] if (found := _gather(block)) is not None]
+        frozen = i < self._frozen_idx
+        work = [(block, found) for block in self._blocks[i] if (found := _gather(block, frozen)) is not None]
         if not work:
             return
         hypers = self._hypers[i]

@@ -486,3 +486,16 @@ def test_a_custom_optimizer_is_a_list_of_steppers():
     opt = Optimizer(model.parameters(), [weight_decay, sgd_step], lr=0.05, wd=1e-4)
     start = loss_of(model).item()
     assert train(model, opt, 100)[-1] < 0.6 * start
+
+
+def test_a_frozen_group_steps_only_tensors_turned_back_on():
+    frozen_w, frozen_bn, head = (nn.Parameter(torch.ones(2)) for _ in range(3))
+    opt = SGD([[frozen_w, frozen_bn], [head]], lr=0.1)
+    opt.freeze_to(1)
+    frozen_bn.requires_grad_(True)  # e.g. a normalization layer kept training
+    for p in (frozen_w, frozen_bn, head):
+        p.grad = torch.ones(2)
+    opt.step()
+    assert torch.equal(frozen_w.detach(), torch.ones(2))
+    assert torch.allclose(frozen_bn.detach(), torch.full((2,), 0.9))
+    assert torch.allclose(head.detach(), torch.full((2,), 0.9))
