@@ -20,3 +20,7 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# pytest-xdist runs one worker per core: one torch thread per worker avoids oversubscribing the machine
+torch.set_num_threads(1)

@@ -16,4 +16,3 @@ def best_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
         fn()
         best = min(best, time.perf_counter() - start)
     return best
-

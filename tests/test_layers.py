@@ -11,7 +11,8 @@ ALLOWED = {
     "lamina.core": set(),
     "lamina.data": {"lamina.core"},
     "lamina.optim": set(),
-    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim"},
+    # learner and callbacks are one floor (the mid layer): the Learner uses its default callbacks
+    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.callbacks"},
     "lamina.callbacks": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner"},
 }
 

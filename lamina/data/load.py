@@ -24,6 +24,7 @@ import torch.utils.data
 from torch import Tensor
 
 from lamina.core.show import get_grid
+from lamina.core.tensors import retain_type
 from lamina.core.transform import Pipeline, TransformError, show_any
 from lamina.core.utils import describe_item, to_device
 
@@ -44,7 +45,9 @@ def _collate_field(values: list[Any], pad_value: float | None, field: str) -> An
         shapes = [v.shape for v in values]
         k = next((k for k, s in enumerate(shapes) if s != shapes[0]), None)
         if k is None:
-            return torch.stack(values)
+            with torch._C.DisableTorchFunctionSubclass():
+                stacked = torch.stack(values)
+            return retain_type(stacked, first)
         if pad_value is None or any(len(s) != len(shapes[0]) for s in shapes):
             raise CollateError(
                 f"{field} of batch item {k} has shape {tuple(shapes[k])} but batch item 0 has {tuple(shapes[0])}; "

@@ -1,0 +1,273 @@
+"""The Recorder (losses, metrics, learning rates; the per-epoch table; plots) and prediction gathering.
+
+Per-batch values are kept as tensors during an epoch and converted once at its end, so recording costs no device
+synchronisation per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lamina.learner.callback import Callback
+
+__all__ = ["GatherPreds", "Recorder", "batch_size"]
+
+
+def batch_size(xb: tuple[Any, ...], yb: tuple[Any, ...]) -> int:
+    """The number of items in a batch (from the first target, else the first input).
+
+    Examples:
+        >>> batch_size((torch.zeros(8, 3),), (torch.zeros(8),))
+        8
+    """
+    for o in (*yb, *xb):
+        if hasattr(o, "__len__"):
+            return len(o)
+    return 1
+
+
+def smooth(values: list[float], beta: float) -> list[float]:
+    """Exponential moving average with bias correction (the "smoothed loss").
+
+    Examples:
+        >>> [round(v, 3) for v in smooth([1.0, 1.0, 4.0], 0.5)]
+        [1.0, 1.0, 2.714]
+    """
+    out, avg = [], 0.0
+    for i, v in enumerate(values):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta ** (i + 1)))
+    return out
+
+
+class Recorder(Callback):
+    """Records training losses, learning rates and momentums per batch, and per epoch the train and valid losses
+    and metrics; logs a clean table row per epoch through ``learn.logger``.
+
+    Args:
+        beta: smoothing of the plotted training loss.
+        train_metrics: also compute metrics on the training set.
+
+    Examples:
+        >>> Recorder().names()[:3]
+        ['epoch', 'train_loss', 'valid_loss']
+    """
+
+    order = 50
+
+    def __init__(self, beta: float = 0.98, train_metrics: bool = False) -> None:
+        self.beta, self.train_metrics = beta, train_metrics
+        self.losses: list[float] = []
+        self.smooth_losses: list[float] = []
+        self.lrs: list[list[float]] = []
+        self.moms: list[list[float]] = []
+        self.values: list[list[float]] = []
+        self.iters: list[int] = []
+        self.last_valid: list[float] = []
+
+    def names(self) -> list[str]:
+        """Column names of the per-epoch table."""
+        metrics = [m.name for m in getattr(getattr(self, "learn", None), "metrics", [])]
+        return ["epoch", "train_loss", "valid_loss", *metrics, "time"]
+
+    def before_fit(self) -> None:
+        self.losses, self.smooth_losses, self.lrs, self.moms, self.values, self.iters = [], [], [], [], [], []
+        self._width = max(len(n) for n in self.names()) + 2
+        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()))
+
+    def before_epoch(self) -> None:
+        self._start = time.perf_counter()
+        self.last_valid = []
+
+    def before_train(self) -> None:
+        self._batch_losses: list[Tensor] = []
+        self._sizes: list[int] = []
+
+    def before_validate(self) -> None:
+        self._valid_sum, self._valid_n = torch.zeros(()), 0
+        for m in self.learn.metrics:
+            m.reset()
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if not learn.yb:
+            return
+        bs = batch_size(learn.xb, learn.yb)
+        loss = learn.loss.detach()
+        if learn.training:
+            self._batch_losses.append(loss)
+            self._sizes.append(bs)
+            hypers = learn.opt.hypers if learn.opt is not None else []
+            self.lrs.append([h.get("lr", 0.0) for h in hypers])
+            self.moms.append([h.get("mom", 0.0) for h in hypers])
+            return
+        self._valid_sum = self._valid_sum + loss.float().cpu() * bs
+        self._valid_n += bs
+        for m in learn.metrics:
+            m.accumulate(learn.pred, *learn.yb)
+
+    def after_train(self) -> None:
+        self._flush()
+
+    def after_fit(self) -> None:
+        self._flush()  # a fit cancelled mid-epoch (e.g. by the LR finder) still keeps its batch losses
+
+    def _flush(self) -> None:
+        if not getattr(self, "_batch_losses", None):
+            self._train_loss = float("nan")
+            return
+        losses = torch.stack(self._batch_losses).float().cpu().tolist()
+        self._train_loss = float(np.average(losses, weights=self._sizes))
+        self.losses.extend(losses)
+        self.smooth_losses = smooth(self.losses, self.beta)
+        self._batch_losses, self._sizes = [], []
+
+    def after_validate(self) -> None:
+        valid_loss = (self._valid_sum / self._valid_n).item() if self._valid_n else float("nan")
+        self.last_valid = [valid_loss, *[_as_float(m.value) for m in self.learn.metrics]]
+
+    def after_epoch(self) -> None:
+        row = [
+            float(self.learn.epoch),
+            getattr(self, "_train_loss", float("nan")),
+            *(self.last_valid or [float("nan")] * (1 + len(self.learn.metrics))),
+            time.perf_counter() - self._start,
+        ]
+        self.values.append(row)
+        self.iters.append(len(self.losses))
+        self.learn.logger("".join(_fmt(v, i, len(row), self._width) for i, v in enumerate(row)))
+
+    # ----- plots ---------------------------------------------------------------------------------------------
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True) -> Any:
+        """Plot the smoothed training loss per batch and the validation loss per epoch; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        xs = np.arange(skip_start, len(self.smooth_losses))
+        ax.plot(xs, self.smooth_losses[skip_start:], label="train (smoothed)")
+        if with_valid and self.values:
+            ax.plot(self.iters, [r[2] for r in self.values], marker="o", label="valid")
+        ax.set_xlabel("batches")
+        ax.set_ylabel("loss")
+        ax.legend()
+        return fig
+
+    def plot_sched(self) -> Any:
+        """Plot the learning rate and momentum of the last parameter group per batch; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+        for ax, values, name in zip(axs, (self.lrs, self.moms), ("lr", "mom")):
+            ax.plot([v[-1] if v else 0.0 for v in values])
+            ax.set_xlabel("batches")
+            ax.set_ylabel(name)
+        return fig
+
+    def plot_lr_find(self, skip_end: int = 5, suggestions: dict[str, float] | None = None) -> Any:
+        """Plot loss against learning rate (log scale) after ``lr_find``, marking suggestions; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        lrs = [v[-1] for v in self.lrs]
+        n = max(len(lrs) - skip_end, 1)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(lrs[:n], self.smooth_losses[:n])
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("loss")
+        for i, (name, lr) in enumerate((suggestions or {}).items()):
+            idx = int(np.argmin(np.abs(np.log(np.array(lrs[:n])) - np.log(lr))))
+            ax.plot(lr, self.smooth_losses[idx], "o", color=f"C{i + 1}", label=f"{name}: {lr:.2e}")
+        if suggestions:
+            ax.legend()
+        return fig
+
+
+def _as_float(v: Any) -> float:
+    if v is None:
+        return float("nan")
+    return float(v.item()) if isinstance(v, Tensor) else float(v)
+
+
+def _fmt(v: float, i: int, n: int, width: int) -> str:
+    if i == 0:
+        return f"{int(v):>{width}d}"
+    if i == n - 1:
+        return f"{time.strftime('%M:%S', time.gmtime(v)):>{width}}"
+    return f"{v:>{width}.6f}"
+
+
+class GatherPreds(Callback):
+    """Collects predictions and targets (and inputs, per-item losses when asked) during a validation pass.
+
+    Args:
+        with_input: keep the inputs too.
+        with_loss: compute the per-item loss too.
+
+    Examples:
+        >>> GatherPreds(with_input=True).with_input
+        True
+    """
+
+    order = 60
+    run_train = False
+
+    def __init__(self, with_input: bool = False, with_loss: bool = False) -> None:
+        self.with_input, self.with_loss = with_input, with_loss
+
+    def before_validate(self) -> None:
+        self._preds: list[Tensor] = []
+        self._targs: list[Tensor] = []
+        self._inps: list[tuple[Tensor, ...]] = []
+        self._losses: list[Tensor] = []
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        self._preds.append(_detach_cpu(learn.pred))
+        if learn.yb:
+            self._targs.append(_detach_cpu(learn.yb[0]))
+        if self.with_input:
+            self._inps.append(tuple(_detach_cpu(x) for x in learn.xb))
+        if self.with_loss and learn.yb:
+            self._losses.append(_per_item_loss(learn.loss_func, learn.pred, learn.yb))
+
+    @property
+    def preds(self) -> Tensor:
+        """All predictions, concatenated."""
+        return torch.cat(self._preds)
+
+    @property
+    def targets(self) -> Tensor | None:
+        """All targets, concatenated (``None`` for unlabelled data)."""
+        return torch.cat(self._targs) if self._targs else None
+
+    @property
+    def inputs(self) -> tuple[Tensor, ...]:
+        """All inputs, concatenated per input position."""
+        return tuple(torch.cat(xs) for xs in zip(*self._inps))
+
+    @property
+    def losses(self) -> Tensor | None:
+        """The loss of each item."""
+        return torch.cat(self._losses) if self._losses else None
+
+
+def _detach_cpu(t: Any) -> Any:
+    return t.detach().cpu() if isinstance(t, Tensor) else t
+
+
+def _per_item_loss(loss_func: Any, pred: Tensor, yb: tuple[Any, ...]) -> Tensor:
+    old = getattr(loss_func, "reduction", None)
+    if old is None:
+        raise TypeError(f"with_loss needs a loss with a `reduction` attribute, got {type(loss_func).__name__}")
+    loss_func.reduction = "none"
+    try:
+        loss = loss_func(pred, *yb).detach()
+    finally:
+        loss_func.reduction = old
+    n = batch_size((pred,), yb)
+    return loss.reshape(n, -1).float().mean(1).cpu()
