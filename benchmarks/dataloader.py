@@ -6,6 +6,9 @@
    the training set, uint8 -> float) vs a hand-written ``Dataset`` doing the same work through
    ``torch.utils.data.DataLoader``. Target: lamina time <= 1.3x.
 
+Both sides run with one torch thread in the main process (torch gives each worker one too). Times are the best of
+three epochs (wall clock).
+
 Run: ``python benchmarks/dataloader.py`` (prints figures and ratios).
 """
 
@@ -97,6 +100,8 @@ def item_pipeline(workers: int) -> None:
 
 
 if __name__ == "__main__":
+    # data loading is per-item work: one intra-op thread in the main process, as torch gives each worker
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     tensor_fast_path()
     item_pipeline(0)

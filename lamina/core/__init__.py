@@ -18,8 +18,10 @@ from lamina.core.tensors import (
     TensorText,
     TitledFloat,
     TitledStr,
+    adopt_type,
     as_plain,
     retain_type,
+    retype,
 )
 from lamina.core.transform import (
     ItemTransform,
@@ -57,6 +59,7 @@ __all__ = [
     "Transform",
     "TransformError",
     "TypeDispatch",
+    "adopt_type",
     "annotation_types",
     "as_plain",
     "decodes",
@@ -68,6 +71,7 @@ __all__ = [
     "listify",
     "registered_transforms",
     "retain_type",
+    "retype",
     "setups",
     "show_any",
     "show_boxes",

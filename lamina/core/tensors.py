@@ -15,6 +15,7 @@ The rule for results (documented in ``docs/architecture.md``):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -38,8 +39,10 @@ __all__ = [
     "TensorText",
     "TitledFloat",
     "TitledStr",
+    "adopt_type",
     "as_plain",
     "retain_type",
+    "retype",
 ]
 
 _NO_WRAP = get_default_nowrap_functions()
@@ -318,7 +321,72 @@ def retain_type(new: Any, old: Any) -> Any:
     cls = type(old)
     if type(new) is cls or not issubclass(cls, type(new)):
         return new
-    res = new.as_subclass(cls)
+    res = retype(new, cls)
     if isinstance(old, TensorBase) and old.__dict__:
         res.__dict__.update(old.__dict__)
     return res
+
+
+def _refs(t: Tensor) -> int:
+    return sys.getrefcount(t)
+
+
+def _calibrate_fresh_refs() -> int | None:
+    """The reference count :func:`_refs` sees for a tensor held only by its caller's local variable, or ``None`` when
+    this interpreter does not tell such a tensor apart from one also referenced elsewhere (then nothing is adopted).
+    """
+
+    def probe(held: list[Tensor] | None) -> int:
+        t = torch.empty(0)
+        if held is not None:
+            held.append(t)
+        return _refs(t)
+
+    fresh, shared = probe(None), probe([])
+    return fresh if shared > fresh else None
+
+
+_FRESH_REFS = _calibrate_fresh_refs()
+
+
+def adopt_type(new: Any, old: Any) -> Any:
+    """:func:`retain_type` for a result the caller just computed: when nothing else references ``new``, it becomes
+    ``old``'s type in place (no new tensor object, so no allocation or garbage-collector work); otherwise a typed
+    view is made.
+
+    Args:
+        new: the result (held in one local variable of the caller).
+        old: the input whose type and metadata the result takes.
+
+    Examples:
+        >>> old = TensorImage(torch.zeros(1))
+        >>> res = torch.ones(2)
+        >>> type(adopt_type(res, old)).__name__
+        'TensorImage'
+    """
+    if not isinstance(new, Tensor) or not isinstance(old, Tensor):
+        return new
+    cls = type(old)
+    if type(new) is cls or not issubclass(cls, type(new)):
+        return new
+    if type(new) is Tensor and _FRESH_REFS is not None and _refs(new) <= _FRESH_REFS + 1:
+        new.__class__ = cls  # the caller's variable and this function's argument are the only references
+        res = new
+    else:
+        res = retype(new, cls)
+    if isinstance(old, TensorBase) and old.__dict__:
+        res.__dict__.update(old.__dict__)
+    return res
+
+
+def retype(t: Tensor, cls: type) -> Any:
+    """``t`` viewed as ``cls`` (same storage). Outside autograd ``_make_subclass`` does it for a third less than
+    ``as_subclass``; a tensor in a graph keeps its history through ``as_subclass``.
+
+    Examples:
+        >>> type(retype(torch.zeros(2), TensorImage)).__name__
+        'TensorImage'
+    """
+    if t.grad_fn is None and not t.requires_grad and not t.is_inference():
+        return Tensor._make_subclass(cls, t, False)
+    return t.as_subclass(cls)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from lamina.core.dispatch import TypeDispatch, input_types
 from lamina.core.serial import SerialError, from_jsonable, to_jsonable
-from lamina.core.tensors import TensorBase, retain_type
+from lamina.core.tensors import TensorBase, adopt_type, retain_type
 from lamina.core.utils import describe_item, listify
 
 __all__ = [
@@ -178,7 +178,7 @@ class Transform:
                 res.__dict__.update(x.__dict__)  # a result built as the same type keeps the input's metadata
             return res
         if isinstance(res, Tensor):
-            return retain_type(res, x)
+            return adopt_type(res, x)
         if type(res) is tuple and type(x) is tuple and len(res) == len(x):
             return tuple([retain_type(r, o) for r, o in zip(res, x)])
         return res

@@ -24,7 +24,7 @@ import torch.utils.data
 from torch import Tensor
 
 from lamina.core.show import get_grid
-from lamina.core.tensors import retain_type
+from lamina.core.tensors import TensorBase, adopt_type, retype
 from lamina.core.transform import Pipeline, TransformError, show_any
 from lamina.core.utils import describe_item, to_device
 
@@ -47,7 +47,7 @@ def _collate_field(values: list[Any], pad_value: float | None, field: str) -> An
         if k is None:
             with torch._C.DisableTorchFunctionSubclass():
                 stacked = torch.stack(values)
-            return retain_type(stacked, first)
+            return adopt_type(stacked, first)
         if pad_value is None or any(len(s) != len(shapes[0]) for s in shapes):
             raise CollateError(
                 f"{field} of batch item {k} has shape {tuple(shapes[k])} but batch item 0 has {tuple(shapes[0])}; "
@@ -136,28 +136,54 @@ def _seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
+    # item transforms run on the CPU: seeding torch's CPU generator directly is ~200x cheaper than torch.manual_seed,
+    # which visits every device backend
+    gen = torch.default_generator
     in_worker = torch.utils.data.get_worker_info() is not None
-    saved = None if in_worker else (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    saved = None if in_worker else (random.getstate(), np.random.get_state(), gen.get_state())
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    gen.manual_seed(seed)
     try:
         yield
     finally:
         if saved is not None:
             random.setstate(saved[0])
             np.random.set_state(saved[1])
-            torch.set_rng_state(saved[2])
+            gen.set_state(saved[2])
+
+
+def _pack(b: Any) -> tuple[Any, Any]:
+    """A batch as plain tensors plus the spec of their types and metadata (plain tensors cross processes through
+    shared memory; typed ones would be pickled with their class every time)."""
+    if isinstance(b, TensorBase):
+        return b.as_subclass(Tensor), (type(b), b.__dict__ or None)
+    if isinstance(b, (tuple, list)):
+        parts = [_pack(o) for o in b]
+        return type(b)(p for p, _ in parts), (type(b), [spec for _, spec in parts])
+    return b, None
+
+
+def _unpack(b: Any, spec: Any) -> Any:
+    if spec is None:
+        return b
+    kind, inner = spec
+    if kind in (tuple, list):
+        return kind(_unpack(o, s) for o, s in zip(b, inner))
+    res = retype(b, kind)
+    if inner:
+        res.__dict__.update(inner)
+    return res
 
 
 class _BatchMaker(torch.utils.data.Dataset):
-    """The ``torch.utils.data`` face of a DataLoader: index = a batch description, item = a collated batch."""
+    """The ``torch.utils.data`` face of a DataLoader: index = a batch description, item = a packed batch."""
 
     def __init__(self, dl: DataLoader) -> None:
         self.dl = dl
 
     def __getitem__(self, desc: Any) -> Any:
-        return self.dl._fetch(desc)
+        return _pack(self.dl._fetch(desc))
 
 
 class _EpochSampler:
@@ -341,7 +367,7 @@ class DataLoader:
                 # now rather than when the caller drops the exception (which costs seconds)
                 del it
                 raise e.with_traceback(None) from None
-            yield self._finish(b)
+            yield self._finish(_unpack(*b))
 
     def one_batch(self) -> Any:
         """The first batch of an epoch, made in this process without starting workers."""
