@@ -11,9 +11,10 @@ ALLOWED = {
     "lamina.core": set(),
     "lamina.data": {"lamina.core"},
     "lamina.optim": set(),
+    "lamina.nn": set(),
     # learner and callbacks are one floor (the mid layer): the Learner uses its default callbacks
-    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.callbacks"},
-    "lamina.callbacks": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner"},
+    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.callbacks", "lamina.nn"},
+    "lamina.callbacks": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.nn"},
 }
 
 

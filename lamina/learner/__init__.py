@@ -13,6 +13,7 @@ from lamina.learner.callback import (
     TrainEvalCallback,
     sort_callbacks,
 )
+from lamina.learner.export import EXPORT_FORMAT, ExportError, export_learner, load_learner, read_export, register_app
 from lamina.learner.learner import Learner, atomic_save, default_loss_func, is_norm_or_bias, trainable_params
 from lamina.learner.losses import (
     BCELossFlat,
@@ -60,6 +61,7 @@ from lamina.learner.recorder import GatherPreds, Recorder, batch_size
 
 __all__ = [
     "EVENTS",
+    "EXPORT_FORMAT",
     "AccumMetric",
     "AvgMetric",
     "BCELossFlat",
@@ -78,6 +80,7 @@ __all__ = [
     "DiceLoss",
     "DiceMulti",
     "ExplainedVariance",
+    "ExportError",
     "F1Score",
     "FocalLoss",
     "FocalLossFlat",
@@ -105,12 +108,16 @@ __all__ = [
     "decode_labels",
     "default_loss_func",
     "error_rate",
+    "export_learner",
     "focal_loss",
     "foreground_acc",
     "is_norm_or_bias",
     "label_smoothing_cross_entropy",
+    "load_learner",
     "mae",
     "mse",
+    "read_export",
+    "register_app",
     "rmse",
     "soft_dice_loss",
     "sort_callbacks",

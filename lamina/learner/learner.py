@@ -144,6 +144,8 @@ class Learner:
     """
 
     recorder: Recorder  # every learner has one (added in __init__, reachable like any callback by its name)
+    app: str | None = None  # set by application factories: how ``export`` describes and rebuilds the data
+    model_spec: dict[str, Any] | None = None  # set by application factories: registered model name and arguments
 
     def __init__(
         self,
@@ -653,6 +655,13 @@ class Learner:
             assert self.opt is not None
             self.opt.load_state_dict(state["opt"])
         return self
+
+    def export(self, fname: str | Path = "export.lamina") -> Path:
+        """Write the model, loss and data description to one pickle-free file (``path/fname``) for
+        ``lamina.learner.load_learner``; see ``lamina.learner.export``."""
+        from lamina.learner.export import export_learner
+
+        return export_learner(self, self.path / fname)
 
     # ----- precision shortcuts ---------------------------------------------------------------------------------
     def to_fp16(self, **kwargs: Any) -> Learner:

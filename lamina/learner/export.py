@@ -1,0 +1,180 @@
+"""Export a trained learner to one file without pickle, and load it back without the training code.
+
+The file is a safetensors file: the model's weights (``model.*``) and any tensors of the application's state
+(``app.*``), with a JSON description in the file's own metadata: the format and version, the application, the
+model as a registered name plus JSON-safe arguments, the loss (class and configuration) and the application's
+data description (vocabularies, statistics, transforms by registered name and state).
+
+Loading reads that JSON, builds the model from the registry, loads the weights and lets the application rebuild
+its inference data pipeline. Nothing in the file is executed: the only code that runs is lamina's own, and the
+application module is chosen from a fixed list.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from lamina.core.serial import from_jsonable, to_jsonable
+from lamina.nn.registry import build_model
+
+if TYPE_CHECKING:
+    from lamina.learner.learner import Learner
+
+__all__ = ["EXPORT_FORMAT", "ExportError", "export_learner", "load_learner", "read_export", "register_app"]
+
+EXPORT_FORMAT, EXPORT_VERSION = "lamina-export", 1
+Describe = Callable[["Learner", dict[str, Tensor]], dict[str, Any]]
+Rebuild = Callable[[dict[str, Any], dict[str, Tensor], torch.nn.Module, Any], "Learner"]
+_APPS: dict[str, tuple[Describe, Rebuild]] = {}
+_APP_MODULES = {
+    "tabular": "lamina.tabular",
+    "collab": "lamina.collab",
+    "vision": "lamina.vision",
+    "text": "lamina.text",
+}
+
+
+class ExportError(ValueError):
+    """A file that is not a (valid) lamina export, or a learner that cannot be exported."""
+
+
+def register_app(name: str, describe: Describe, rebuild: Rebuild) -> None:
+    """Register how an application describes its learner's data as JSON (+ tensors) and rebuilds it.
+
+    Args:
+        name: the application name stored in the file (``"tabular"``, ``"collab"``...).
+        describe: ``(learn, tensors) -> dict`` of JSON-safe values; tensors go into ``tensors``.
+        rebuild: ``(spec, tensors, model, loss_func) -> Learner`` ready for inference.
+
+    Examples:
+        >>> register_app("doc_app", lambda learn, t: {}, lambda spec, t, model, loss: None)
+        >>> "doc_app" in _APPS
+        True
+    """
+    _APPS[name] = (describe, rebuild)
+
+
+def _loss_spec(loss_func: Any) -> dict[str, Any] | None:
+    from lamina.learner import losses
+
+    name = type(loss_func).__name__
+    if name in losses.__all__ and hasattr(loss_func, "get_config"):
+        return {"type": name, "config": loss_func.get_config()}
+    return None
+
+
+def _build_loss(spec: dict[str, Any] | None) -> Any:
+    if spec is None:
+        return None
+    from lamina.learner import losses
+
+    if spec.get("type") not in losses.__all__:
+        raise ExportError(f"the export names an unknown loss {spec.get('type')!r}: the file is foreign or tampered")
+    return getattr(losses, spec["type"])(**spec.get("config", {}))
+
+
+def export_learner(learn: Learner, path: str | Path) -> Path:
+    """Write ``learn`` (model weights, loss, and its application's data description) to one file, atomically.
+
+    The learner must come from an application factory (``tabular_learner``, ``collab_learner``...), which records
+    ``learn.app`` and ``learn.model_spec`` (registered model name and arguments).
+    """
+    app, model_spec = getattr(learn, "app", None), getattr(learn, "model_spec", None)
+    if app not in _APPS or model_spec is None:
+        raise ExportError(
+            "this learner cannot be exported: build it with an application factory (e.g. tabular_learner), which "
+            "records the application and the registered model, so it can be rebuilt without your training code"
+        )
+    tensors: dict[str, Tensor] = {}
+    spec = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "app": app,
+        "model": to_jsonable(model_spec, tensors, "app.model_spec"),
+        "loss": _loss_spec(learn.loss_func),
+        "data": _APPS[app][0](learn, tensors),
+    }
+    weights = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in learn.model.state_dict().items()}
+    weights.update({k if k.startswith("app.") else f"app.{k}": v.contiguous() for k, v in tensors.items()})
+    return _atomic_save_file(weights, {"lamina": json.dumps(spec)}, Path(path))
+
+
+def _atomic_save_file(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_export(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The JSON description and the tensors of an export; a foreign, truncated or tampered file is refused."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no exported learner at {path}: call learn.export({str(path)!r}) first")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise ExportError(f"{path} is not a lamina export (not a readable safetensors file): {e}") from None
+    try:
+        spec = json.loads(meta["lamina"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path} is a safetensors file but not a lamina export (no valid description): {e}") from None
+    if not isinstance(spec, dict) or spec.get("format") != EXPORT_FORMAT:
+        raise ExportError(
+            f"{path} is not a lamina export (format {spec.get('format') if isinstance(spec, dict) else spec!r})"
+        )
+    if spec.get("version") != EXPORT_VERSION:
+        raise ExportError(f"{path} has export version {spec.get('version')!r}; this lamina reads {EXPORT_VERSION}")
+    return spec, tensors
+
+
+def load_learner(path: str | Path, device: torch.device | str | None = None) -> Learner:
+    """Rebuild an inference learner from an export, without the training code, data or labelling functions.
+
+    Args:
+        path: the exported file.
+        device: where to put the model (CPU when ``None``).
+    """
+    spec, tensors = read_export(path)
+    app = spec.get("app")
+    if not isinstance(app, str) or (app not in _APPS and app not in _APP_MODULES):
+        raise ExportError(f"{path} names an unknown application {app!r}: the file is foreign or tampered")
+    if app not in _APPS:
+        importlib.import_module(_APP_MODULES[app])  # lamina's own module registers the application
+    model_spec = from_jsonable(spec["model"], tensors)
+    model = build_model(model_spec["name"], **model_spec.get("kwargs", {}))
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ExportError(f"{path}: the weights do not fit the described model ({e})") from None
+    model.eval()
+    if device is not None:
+        model.to(device)
+    app_tensors = {k: v for k, v in tensors.items() if k.startswith("app.")}
+    learn = _APPS[app][1](spec["data"], app_tensors, model, _build_loss(spec.get("loss")))
+    learn.app, learn.model_spec = app, model_spec
+    return learn

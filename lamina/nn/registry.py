@@ -1,0 +1,76 @@
+"""A registry of model builders by name, so a model can be described as data (name + JSON-safe arguments)."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["build_model", "model_builder", "model_names", "register_model"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def register_model(name: str | None = None) -> Callable[[F], F]:
+    """Register a model builder (a class or function returning an ``nn.Module``) under ``name``.
+
+    Args:
+        name: the registry name; the builder's ``__name__`` when ``None``.
+
+    Examples:
+        >>> @register_model("doc_tiny_mlp")
+        ... def tiny_mlp(n_in: int, n_out: int) -> nn.Module:
+        ...     return nn.Linear(n_in, n_out)
+        >>> build_model("doc_tiny_mlp", n_in=3, n_out=2)
+        Linear(in_features=3, out_features=2, bias=True)
+    """
+
+    def deco(builder: F) -> F:
+        key = name or builder.__name__
+        if key in _MODELS and _MODELS[key] is not builder:
+            raise ValueError(f"a model named {key!r} is already registered ({_MODELS[key]!r}): pick another name")
+        _MODELS[key] = builder
+        return builder
+
+    return deco
+
+
+def model_names() -> list[str]:
+    """The registered model names, sorted.
+
+    Examples:
+        >>> isinstance(model_names(), list)
+        True
+    """
+    return sorted(_MODELS)
+
+
+def model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered under ``name``; an unknown name is an error that suggests the nearest names.
+
+    Examples:
+        >>> model_builder("no_such_model")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown model 'no_such_model'...
+    """
+    if name not in _MODELS:
+        near = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+        raise ValueError(f"unknown model {name!r}{hint} Registered: {', '.join(model_names()) or 'none'}")
+    return _MODELS[name]
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the model registered under ``name`` with keyword arguments.
+
+    Examples:
+        >>> register_model("doc_linear")(nn.Linear)
+        <class 'torch.nn.modules.linear.Linear'>
+        >>> build_model("doc_linear", in_features=2, out_features=1).out_features
+        1
+    """
+    return model_builder(name)(**kwargs)
