@@ -131,6 +131,8 @@ class Learner:
         moms: momentum (beta1) schedule ``(start, middle, end)`` for one-cycle training.
         path: the folder holding ``model_dir``.
         model_dir: where ``save`` writes, relative to ``path``.
+        show_progress: show progress bars (``learn.no_bar()`` hides them for a block).
+        logger: receives the per-epoch table lines; ``None`` is silent (``learn.no_logging()`` for a block).
 
     Examples:
         >>> from lamina.data.load import DataLoader, DataLoaders
@@ -163,6 +165,8 @@ class Learner:
         moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
         path: str | Path = ".",
         model_dir: str | Path = "models",
+        show_progress: bool = True,
+        logger: Callable[[str], None] | None = print,
     ) -> None:
         self.dls, self.model = dls, model
         if dls.device is not None:
@@ -173,7 +177,7 @@ class Learner:
         self.moms, self.path, self.model_dir = moms, Path(path), Path(model_dir)
         self.metrics: list[Metric] = [as_metric(m) for m in listify(metrics)]
         self.opt: BaseOptimizer | None = None
-        self.logger: Callable[[str], None] = print
+        self.logger: Callable[[str], None] = logger or _noop_log
         self.training, self.epoch, self.n_epoch, self.iter, self.n_iter = False, 0, 1, 0, 0
         self.train_iter, self.n_train_iter, self.pct_train = 0, 1, 0.0
         self.xb: tuple[Any, ...] = ()
@@ -183,7 +187,8 @@ class Learner:
         self.dl: DataLoader = dls.train
         self.cbs: list[Callback] = []
         self._handlers: dict[tuple[str, bool], list[Callable[[], None]]] = {}
-        self.add_cbs([TrainEvalCallback(), Recorder(), *self._default_progress(), *listify(cbs)])
+        progress = self._default_progress() if show_progress else []
+        self.add_cbs([TrainEvalCallback(), Recorder(), *progress, *listify(cbs)])
 
     # ----- callbacks -------------------------------------------------------------------------------------------
     @staticmethod

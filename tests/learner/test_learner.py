@@ -320,3 +320,21 @@ def test_train_bn_keeps_normalization_layers_of_frozen_groups_training(mnist):
     learn.fit(1, lr=1e-2)
     assert torch.equal(conv_w, learn.model[0].weight)
     assert not torch.equal(bn_w, learn.model[1].weight)
+
+
+def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsys):
+    dls = mnist_dls(mnist, 128, 64)
+    lines = []
+    learn = Learner(dls, small_cnn(), metrics=[accuracy], logger=lines.append)
+    learn.fit(1)
+    err = capsys.readouterr().err
+    assert "epoch 1/1 train" in err and "valid" in err  # tqdm bars go to stderr
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert len(lines) == 2 and lines[1].split()[0] == "0"
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1)
+    assert capsys.readouterr().err == "" and len(lines) == 2
+    quiet = Learner(dls, small_cnn(), show_progress=False, logger=None)
+    quiet.fit(1)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
