@@ -90,10 +90,11 @@ class TensorBase(Tensor):
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
         t = data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data))
-        res = t.as_subclass(cls)
+        res: TensorBase = retype(t, cls)
         if isinstance(data, TensorBase) and data.__dict__:
             res.__dict__.update(data.__dict__)
-        res.__dict__.update(meta)
+        if meta:
+            res.__dict__.update(meta)
         return res
 
     @classmethod

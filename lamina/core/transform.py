@@ -333,8 +333,9 @@ class Pipeline:
     def __call__(self, x: Any) -> Any:
         split_idx, i = self.split_idx, 0
         try:
-            for i, f in enumerate(self.fs):  # noqa: B007 (i names the failing step)
-                x = f(x, split_idx)
+            with _plain_ops():  # once for all steps (each step's own entry is then nearly free)
+                for i, f in enumerate(self.fs):  # noqa: B007 (i names the failing step)
+                    x = f(x, split_idx)
         except TransformError:
             raise
         except Exception as e:
