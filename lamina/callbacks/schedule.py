@@ -205,7 +205,12 @@ class LRFinder(Callback):
 
 
 class SuggestedLRs(NamedTuple):
-    """Learning rates suggested by ``lr_find``, by method name."""
+    """Learning rates suggested by ``lr_find``, by method name (also readable as attributes).
+
+    Examples:
+        >>> SuggestedLRs({"valley": 1e-3}).valley
+        0.001
+    """
 
     lrs: dict[str, float]
 
@@ -297,6 +302,17 @@ def lr_find(
         num_it: number of batches.
         stop_div: stop when the loss diverges.
         suggest_funcs: functions ``(lrs, losses) -> lr`` (``valley``, ``minimum``, ``steep``, ``slide``).
+
+    Examples:
+        >>> from lamina.data import DataLoader, DataLoaders
+        >>> from lamina.learner import Learner
+        >>> x = torch.randn(512, 4); y = x.sum(1, keepdim=True)
+        >>> learn = Learner(DataLoaders(DataLoader((x, y), bs=16, shuffle=True)), torch.nn.Linear(4, 1),
+        ...                 show_progress=False, logger=None)
+        >>> before = learn.model.weight.clone()
+        >>> sugg = lr_find(learn, num_it=30)
+        >>> torch.equal(before, learn.model.weight), 1e-7 < sugg.valley < 10
+        (True, True)
     """
     n_epoch = math.ceil(num_it / len(learn.dls.train))
     with learn.no_logging():

@@ -18,7 +18,14 @@ _TENSOR, _TUPLE, _NDARRAY = "__tensor__", "__tuple__", "__ndarray__"
 
 
 class SerialError(TypeError):
-    """A value that cannot be stored as data (JSON-safe values plus tensors)."""
+    """A value that cannot be stored as data (JSON-safe values plus tensors).
+
+    Examples:
+        >>> to_jsonable({"f": print}, {})
+        Traceback (most recent call last):
+        ...
+        lamina.core.serial.SerialError: f: a builtin_function_or_method cannot be stored as data...
+    """
 
 
 def to_jsonable(value: Any, tensors: dict[str, Tensor], key: str = "") -> Any:

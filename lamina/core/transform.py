@@ -60,15 +60,48 @@ def _mark(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 encodes = _mark("encodes")
-encodes.__doc__ = "Mark a method as an ``encodes`` for the type its input is annotated with."
+encodes.__doc__ = """Mark a method as an ``encodes`` for the type its input is annotated with.
+
+Examples:
+    >>> class Double(Transform):
+    ...     @encodes
+    ...     def _number(self, x: int): return 2 * x
+    >>> Double()((3, "three"))
+    (6, 'three')
+"""
 decodes = _mark("decodes")
-decodes.__doc__ = "Mark a method as a ``decodes`` for the type its input is annotated with."
+decodes.__doc__ = """Mark a method as a ``decodes`` for the type its input is annotated with.
+
+Examples:
+    >>> class Shift(Transform):
+    ...     def encodes(self, x: int): return x + 10
+    ...     @decodes
+    ...     def _back(self, x: int): return x - 10
+    >>> Shift().decode(Shift()(1))
+    1
+"""
 setups = _mark("setups")
-setups.__doc__ = "Mark a method as a ``setups`` for the type of items it is annotated with."
+setups.__doc__ = """Mark a method as a ``setups`` for the type of items it is annotated with.
+
+Examples:
+    >>> class Centre(Transform):
+    ...     @setups
+    ...     def _learn(self, items: list): self.mean_ = sum(items) / len(items)
+    ...     def encodes(self, x: float): return x - self.mean_
+    >>> c = Centre(); c.setup([1.0, 3.0]); c(5.0)
+    3.0
+"""
 
 
 class TransformError(Exception):
-    """A transform failed on an item: the message names the item, the pipeline step and what to do."""
+    """A transform failed on an item: the message names the item, the pipeline step and what to do.
+
+    Examples:
+        >>> Pipeline([Transform(lambda x: 1 / x)])(0)
+        Traceback (most recent call last):
+        ...
+        lamina.core.transform.TransformError: pipeline step 1/1 `<lambda>` failed on 0: ZeroDivisionError: ...
+    """
 
 
 def registered_transforms() -> dict[str, type[Transform]]:
@@ -372,7 +405,14 @@ class Pipeline:
 
 
 def show_any(o: Any, ctx: Any = None, **kwargs: Any) -> Any:
-    """Show ``o`` (or each element of a tuple, layered on one axis) and return the axis."""
+    """Show ``o`` (or each element of a tuple, layered on one axis) and return the axis.
+
+    Examples:
+        >>> from lamina.core.tensors import Category, TensorImage
+        >>> ax = show_any((TensorImage(torch.rand(3, 4, 4)), Category("noise")))
+        >>> ax.get_title()
+        'noise'
+    """
     if isinstance(o, tuple):
         for e in o:
             ctx = e.show(ctx=ctx, **kwargs)

@@ -32,7 +32,14 @@ __all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate
 
 
 class CollateError(ValueError):
-    """Items of a batch could not be put together (different shapes or structures)."""
+    """Items of a batch could not be put together (different shapes or structures).
+
+    Examples:
+        >>> collate([torch.zeros(2), torch.zeros(3)])
+        Traceback (most recent call last):
+        ...
+        lamina.data.load.CollateError: the item of batch item 1 has shape (3,) but batch item 0 has (2,)...
+    """
 
     def __init__(self, message: str, positions: tuple[int, int] = (0, 0)) -> None:
         super().__init__(message)

@@ -38,31 +38,80 @@ EVENTS: tuple[str, ...] = (
 
 
 class CancelFitException(Exception):
-    """Stop training now; ``after_cancel_fit`` then ``after_fit`` run."""
+    """Stop training now; ``after_cancel_fit`` then ``after_fit`` run.
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_fit(self): raise CancelFitException()
+        >>> "after_cancel_fit" in EVENTS
+        True
+    """
 
 
 class CancelEpochException(Exception):
-    """Skip the rest of this epoch."""
+    """Skip the rest of this epoch.
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_epoch(self): raise CancelEpochException()
+        >>> "after_cancel_epoch" in EVENTS
+        True
+    """
 
 
 class CancelTrainException(Exception):
-    """Skip the rest of this epoch's training phase (validation still runs)."""
+    """Skip the rest of this epoch's training phase (validation still runs).
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_train(self): raise CancelTrainException()
+        >>> "after_cancel_train" in EVENTS
+        True
+    """
 
 
 class CancelValidException(Exception):
-    """Skip the rest of this epoch's validation phase."""
+    """Skip the rest of this epoch's validation phase.
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_validate(self): raise CancelValidException()
+        >>> "after_cancel_validate" in EVENTS
+        True
+    """
 
 
 class CancelBatchException(Exception):
-    """Skip the rest of this batch (no backward pass or step if raised before them)."""
+    """Skip the rest of this batch (no backward pass or step if raised before them).
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_batch(self): raise CancelBatchException()
+        >>> "after_cancel_batch" in EVENTS
+        True
+    """
 
 
 class CancelBackwardException(Exception):
-    """Skip the backward pass of this batch."""
+    """Skip the backward pass of this batch.
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_batch(self): raise CancelBackwardException()
+        >>> "after_cancel_backward" in EVENTS
+        True
+    """
 
 
 class CancelStepException(Exception):
-    """Skip the optimizer step of this batch."""
+    """Skip the optimizer step of this batch.
+
+    Examples:
+        >>> class Stop(Callback):
+        ...     def before_batch(self): raise CancelStepException()
+        >>> "after_cancel_step" in EVENTS
+        True
+    """
 
 
 class Callback:

@@ -45,7 +45,12 @@ _APP_MODULES = {
 
 
 class ExportError(ValueError):
-    """A file that is not a (valid) lamina export, or a learner that cannot be exported."""
+    """A file that is not a (valid) lamina export, or a learner that cannot be exported.
+
+    Examples:
+        >>> issubclass(ExportError, ValueError)
+        True
+    """
 
 
 def register_app(name: str, describe: Describe, rebuild: Rebuild) -> None:
@@ -88,6 +93,15 @@ def export_learner(learn: Learner, path: str | Path) -> Path:
 
     The learner must come from an application factory (``tabular_learner``, ``collab_learner``...), which records
     ``learn.app`` and ``learn.model_spec`` (registered model name and arguments).
+
+    Examples:
+        >>> from lamina.data import DataLoader, DataLoaders
+        >>> from lamina.learner import Learner
+        >>> learn = Learner(DataLoaders(DataLoader((torch.randn(8, 2), torch.randn(8, 1)))), torch.nn.Linear(2, 1))
+        >>> export_learner(learn, "unused.lamina")
+        Traceback (most recent call last):
+        ...
+        lamina.learner.export.ExportError: this learner cannot be exported: build it with an application factory...
     """
     app, model_spec = getattr(learn, "app", None), getattr(learn, "model_spec", None)
     if app not in _APPS or model_spec is None:
@@ -126,7 +140,14 @@ def _atomic_save_file(tensors: dict[str, Tensor], metadata: dict[str, str], path
 
 
 def read_export(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """The JSON description and the tensors of an export; a foreign, truncated or tampered file is refused."""
+    """The JSON description and the tensors of an export; a foreign, truncated or tampered file is refused.
+
+    Examples:
+        >>> read_export("no/such/file.lamina")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no exported learner at no/such/file.lamina: call learn.export('no/such/file.lamina') first
+    """
     from safetensors import safe_open
 
     path = Path(path)
@@ -157,6 +178,15 @@ def load_learner(path: str | Path, device: torch.device | str | None = None) -> 
     Args:
         path: the exported file.
         device: where to put the model (CPU when ``None``).
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> bad = pathlib.Path(tempfile.mkdtemp()) / "bad.lamina"
+        >>> _ = bad.write_bytes(b"not an export")
+        >>> load_learner(bad)
+        Traceback (most recent call last):
+        ...
+        lamina.learner.export.ExportError: ...is not a lamina export...
     """
     spec, tensors = read_export(path)
     app = spec.get("app")
