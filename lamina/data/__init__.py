@@ -1,8 +1,56 @@
-"""Data floor: lazily transformed collections, loaders, and the transforms every application needs."""
+"""Data floor: lazily transformed collections, loaders, the data block API, and the transforms every application
+needs."""
 
-from lamina.data.core import Datasets, TfmdLists, index_items
-from lamina.data.external import mnist_sample_arrays, package_file
-from lamina.data.load import CollateError, DataLoader, DataLoaders, TensorSource, collate
+from lamina.data.block import (
+    DEFAULT_SPLIT_SEED,
+    CategoryBlock,
+    DataBlock,
+    EncodedMultiCategorize,
+    MultiCategoryBlock,
+    RegressionBlock,
+    RegressionSetup,
+    SummaryError,
+    TransformBlock,
+)
+from lamina.data.core import (
+    Datasets,
+    TfmdLists,
+    index_items,
+)
+from lamina.data.external import (
+    MNIST_SAMPLE_PACKAGE,
+    mnist_sample_arrays,
+    package_file,
+)
+from lamina.data.getters import (
+    ColReader,
+    FileGetter,
+    ImageGetter,
+    RegexLabeller,
+    get_files,
+    get_image_files,
+    image_extensions,
+    parent_label,
+)
+from lamina.data.load import (
+    CollateError,
+    DataLoader,
+    DataLoaders,
+    TensorSource,
+    collate,
+)
+from lamina.data.splitters import (
+    ColSplitter,
+    EndSplitter,
+    FileSplitter,
+    FuncSplitter,
+    GrandparentSplitter,
+    IndexSplitter,
+    MaskSplitter,
+    RandomSplitter,
+    Splits,
+    TrainTestSplitter,
+)
 from lamina.data.transforms import (
     Categorize,
     IntToFloatTensor,
@@ -14,21 +62,49 @@ from lamina.data.transforms import (
 )
 
 __all__ = [
+    "DEFAULT_SPLIT_SEED",
+    "MNIST_SAMPLE_PACKAGE",
     "Categorize",
+    "CategoryBlock",
+    "ColReader",
+    "ColSplitter",
     "CollateError",
+    "DataBlock",
     "DataLoader",
     "DataLoaders",
     "Datasets",
+    "EncodedMultiCategorize",
+    "EndSplitter",
+    "FileGetter",
+    "FileSplitter",
+    "FuncSplitter",
+    "GrandparentSplitter",
+    "ImageGetter",
+    "IndexSplitter",
     "IntToFloatTensor",
+    "MaskSplitter",
     "MultiCategorize",
+    "MultiCategoryBlock",
     "Normalize",
     "OneHotEncode",
+    "RandomSplitter",
+    "RegexLabeller",
+    "RegressionBlock",
+    "RegressionSetup",
+    "Splits",
+    "SummaryError",
     "TensorSource",
     "TfmdLists",
     "ToTensor",
+    "TrainTestSplitter",
+    "TransformBlock",
     "collate",
+    "get_files",
+    "get_image_files",
+    "image_extensions",
     "imagenet_stats",
     "index_items",
     "mnist_sample_arrays",
     "package_file",
+    "parent_label",
 ]
