@@ -15,6 +15,9 @@ ALLOWED = {
     # learner and callbacks are one floor (the mid layer): the Learner uses its default callbacks
     "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.callbacks", "lamina.nn"},
     "lamina.callbacks": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.nn"},
+    "lamina.tabular": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
+    "lamina.collab": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
+    "lamina.vision": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
 }
 
 

