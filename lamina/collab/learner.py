@@ -122,7 +122,7 @@ class CollabLearner(Learner):
         with self.no_bar():
             return self.get_preds(dl=dl)[0]
 
-    def predict(self, item: Any) -> tuple[float, Tensor, Tensor]:  # type: ignore[override]
+    def predict(self, item: Any) -> tuple[float, Tensor, Tensor]:
         """Predict one ``(user, item)`` pair given by name (or a row with the user and item columns).
 
         Returns:
