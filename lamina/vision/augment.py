@@ -452,7 +452,8 @@ def apply_lighting(img: Tensor, params: LightingParams, eps: float = 1e-5) -> Te
     scale, shift, colour = (p.to(img.dtype) for p in params)
     out = img
     if img.shape[1] == 3 and not bool((colour == torch.eye(3, device=colour.device, dtype=colour.dtype)).all()):
-        out = torch.einsum("bij,bjhw->bihw", colour, out).clamp(0, 1)
+        c = colour.view(-1, 3, 3, 1, 1)  # broadcast arithmetic beats a batched matmul with inner size 3
+        out = (c[:, :, 0] * out[:, 0:1] + c[:, :, 1] * out[:, 1:2] + c[:, :, 2] * out[:, 2:3]).clamp_(0, 1)
     if bool((scale != 1).any() or (shift != 0).any()):
         logit = out.clamp(eps, 1 - eps).logit()
         out = torch.sigmoid(logit * scale[:, None, None, None] + shift[:, None, None, None])

@@ -388,11 +388,13 @@ def _sampling_grid(mats: Tensor, out_hw: tuple[int, int], dtype: torch.dtype) ->
         return F.affine_grid(mats[:, :2].to(dtype), [n, 1, h, w], align_corners=False)
     ys = (torch.arange(h, device=mats.device, dtype=mats.dtype) * 2 + 1) / h - 1
     xs = (torch.arange(w, device=mats.device, dtype=mats.dtype) * 2 + 1) / w - 1
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    base = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, -1, 3)
-    pts = base @ mats.transpose(1, 2)
-    grid = pts[..., :2] / pts[..., 2:].clamp_min(1e-6)
-    return grid.view(n, h, w, 2).to(dtype)
+    gx, gy = xs.view(1, 1, w), ys.view(1, h, 1)
+    m = mats.view(n, 9, 1, 1)  # broadcast arithmetic: a batched matmul with inner size 3 is several times slower
+    den = (m[:, 6] * gx + m[:, 7] * gy + m[:, 8]).clamp_min(1e-6)
+    grid = torch.stack(
+        [(m[:, 0] * gx + m[:, 1] * gy + m[:, 2]) / den, (m[:, 3] * gx + m[:, 4] * gy + m[:, 5]) / den], -1
+    )
+    return grid.to(dtype)
 
 
 def _to_normalized(pts: Tensor, wh: tuple[int, int]) -> Tensor:
