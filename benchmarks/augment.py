@@ -61,9 +61,8 @@ def measure(device: str, bs: int, size: int, repeats: int, baselines: bool) -> N
     t_sep = timed(looped(separate_ops()))
     print(f"[{device}] loop, same composed ops:  {t_loop * 1e3:8.1f} ms  {bs / t_loop:8.0f} images/s")
     print(f"[{device}] loop, one op at a time:   {t_sep * 1e3:8.1f} ms  {bs / t_sep:8.0f} images/s")
-    print(
-        f"[{device}] speed-up vs (a) loop of the composed ops: {t_loop / t_batch:.2f}x (batching alone, for information)"
-    )
+    gain = t_loop / t_batch
+    print(f"[{device}] speed-up vs (a) loop of the composed ops: {gain:.2f}x (batching alone, for information)")
     print(f"[{device}] speed-up vs (b) the operations applied image by image: {t_sep / t_batch:.2f}x (target >= 3x)")
 
 
