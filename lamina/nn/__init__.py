@@ -1,5 +1,35 @@
 """Model building blocks shared by the applications, and the model registry."""
 
-from lamina.nn.registry import build_model, model_builder, model_names, register_model
+from lamina.nn.layers import (
+    AdaptiveConcatPool2d,
+    ConvLayer,
+    Flatten,
+    PixelShuffle_ICNR,
+    ResBlock,
+    SelfAttention,
+    SigmoidRange,
+    SqueezeExcite,
+    icnr_init,
+)
+from lamina.nn.registry import (
+    build_model,
+    model_builder,
+    model_names,
+    register_model,
+)
 
-__all__ = ["build_model", "model_builder", "model_names", "register_model"]
+__all__ = [
+    "AdaptiveConcatPool2d",
+    "ConvLayer",
+    "Flatten",
+    "PixelShuffle_ICNR",
+    "ResBlock",
+    "SelfAttention",
+    "SigmoidRange",
+    "SqueezeExcite",
+    "build_model",
+    "icnr_init",
+    "model_builder",
+    "model_names",
+    "register_model",
+]

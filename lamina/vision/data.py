@@ -1,0 +1,797 @@
+"""Vision data blocks (images, masks, points, boxes) and the factories that build image DataLoaders in one call.
+
+Each block says what its element needs at the three places of the data block API (see :mod:`lamina.data.block`):
+
+* :func:`ImageBlock`: open the file as ``cls``; per batch ``IntToFloatTensor``.
+* :func:`MaskBlock`: open the file as ``PILMask``; per item check its size against the image's, name its codes.
+* :func:`PointBlock`: ``N x 2`` ``(x, y)`` pixels to ``TensorPoint``; per item take ``img_size`` from the image.
+* :func:`BBoxBlock`: ``N x 4`` ``(x1, y1, x2, y2)`` pixels to ``TensorBBox``; ``img_size`` per item; zero padding.
+* :func:`BBoxLblBlock`: one label per box, as vocab indices; padded with 0 (``'#na#'``) with the boxes.
+
+Points and boxes stay in pixel coordinates of the current image: the item transforms of
+:mod:`lamina.vision.transforms` and the batch augmentations of :mod:`lamina.vision.augment` move them with the
+pixels. Items with different numbers of boxes are padded in ``before_batch`` (:class:`PadBoxes`), so they collate.
+
+``dls.show_batch()`` draws every combination: the image, then each target on the same axis (a category or a number
+as the title, a mask as an overlay, points as markers, boxes as rectangles with their labels).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from lamina.core.tensors import (
+    MultiCategory,
+    TensorBBox,
+    TensorImageBase,
+    TensorMask,
+    TensorMultiCategory,
+    TensorPoint,
+    retain_type,
+)
+from lamina.core.transform import ItemTransform, Transform, decodes
+from lamina.data.block import CategoryBlock, DataBlock, MultiCategoryBlock, TransformBlock
+from lamina.data.getters import ColReader, RegexLabeller, get_image_files, parent_label
+from lamina.data.load import DataLoaders
+from lamina.data.splitters import ColSplitter, GrandparentSplitter, RandomSplitter
+from lamina.data.transforms import IntToFloatTensor, MultiCategorize
+from lamina.vision.core import LoadImage
+from lamina.vision.image import PILBase, PILImage, PILMask
+
+__all__ = [
+    "AddMaskCodes",
+    "BBoxBlock",
+    "BBoxLblBlock",
+    "BoxLabels",
+    "CheckMaskSize",
+    "ImageBlock",
+    "ImageDataLoaders",
+    "MaskBlock",
+    "PadBoxes",
+    "PointBlock",
+    "SegmentationDataLoaders",
+    "SetImageSize",
+]
+
+
+# ---------------------------------------------------------------- transforms of the blocks
+
+
+class _LoadNamed(LoadImage):
+    """:class:`LoadImage` that remembers the file each image came from (``image.source``) for error messages."""
+
+    def encodes(self, path: str | Path) -> Any:
+        img = super().encodes(path)
+        vars(img)["source"] = str(path)
+        return img
+
+
+def _source(img: Any) -> str:
+    return str(vars(img).get("source", "<an image not loaded from a file>"))
+
+
+class CheckMaskSize(ItemTransform):
+    """Check that every mask of an item has the size of the item's image (before any resize).
+
+    A mask that does not match its image cannot be cropped or resized with it: the error names both files.
+
+    Examples:
+        >>> img, mask = PILImage.create(np.zeros((4, 6, 3), np.uint8)), PILMask.create(np.zeros((4, 5), np.uint8))
+        >>> CheckMaskSize()((img, mask))
+        Traceback (most recent call last):
+        ...
+        ValueError: the mask <an image not loaded from a file> is 5x4 pixels but its image ... is 6x4...
+    """
+
+    order = 1  # before ToTensor (5) and the resizing item transforms (6)
+
+    def encodes(self, x: Any) -> Any:
+        elements = x if isinstance(x, tuple) else (x,)
+        images = [o for o in elements if isinstance(o, PILBase) and not isinstance(o, PILMask)]
+        for mask in (o for o in elements if isinstance(o, PILMask)):
+            if images and images[0].size != mask.size:
+                (mw, mh), (iw, ih) = mask.size, images[0].size
+                raise ValueError(
+                    f"the mask {_source(mask)} is {mw}x{mh} pixels but its image {_source(images[0])} is {iw}x{ih}: "
+                    "a mask must match its image pixel for pixel. Resize the mask file to its image's size "
+                    "(PILMask.create(path).resize(image_size) keeps the codes), then give the DataBlock "
+                    "item_tfms=Resize(size) to bring images and masks to one size together"
+                )
+        return x
+
+
+class AddMaskCodes(Transform):
+    """Name the codes of masks: ``TensorMask.codes`` is set on the way in and on the way back (for showing).
+
+    Args:
+        codes: the name of each code, code 0 first; masks keep no names when ``None``.
+
+    Examples:
+        >>> m = AddMaskCodes(["background", "digit"])(TensorMask(torch.zeros(2, 2, dtype=torch.long)))
+        >>> m.codes
+        ['background', 'digit']
+    """
+
+    order = 7  # after ToTensor (5)
+
+    def __init__(self, codes: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.codes = list(codes) if codes is not None else None
+
+    def encodes(self, x: TensorMask) -> TensorMask:
+        return self._named(x)
+
+    @decodes
+    def _decode(self, x: TensorMask) -> TensorMask:
+        return self._named(x)
+
+    def _named(self, x: TensorMask) -> TensorMask:
+        out = TensorMask(x)
+        if self.codes is not None:
+            out.__dict__["codes"] = self.codes
+        return out
+
+
+def _coordinates(x: Any, width: int, what: str) -> Tensor:
+    """``x`` (a list, array or tensor of numbers) as a float32 ``N x width`` tensor, checked."""
+    if isinstance(x, Tensor):
+        t = x.detach().float()
+    else:
+        try:
+            t = torch.from_numpy(np.asarray(x, dtype=np.float32))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{what} must be numbers, got {type(x).__name__} {x!r}") from e
+    if t.numel() == 0:
+        return t.reshape(0, width)
+    if t.ndim > 2 or t.shape[-1] != width:
+        raise ValueError(
+            f"{what} must be N x {width} pixel coordinates, got shape {tuple(t.shape)}: make get_y return one "
+            f"row of {width} numbers per {'point' if width == 2 else 'box'}"
+        )
+    return t.reshape(-1, width)
+
+
+class _ToPoints(ItemTransform):
+    """Points from a list/array of ``(x, y)`` pixel coordinates to a ``TensorPoint`` (``N x 2``)."""
+
+    order = 1
+
+    def encodes(self, x: Any) -> TensorPoint:
+        return TensorPoint(_coordinates(x, 2, "points"))
+
+
+class _ToBoxes(ItemTransform):
+    """Boxes from a list/array of ``(x1, y1, x2, y2)`` pixel coordinates to a ``TensorBBox`` (``N x 4``)."""
+
+    order = 1
+
+    def encodes(self, x: Any) -> TensorBBox:
+        boxes = _coordinates(x, 4, "boxes")
+        bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+        if bool(bad.any()):
+            k = int(bad.nonzero()[0, 0])
+            raise ValueError(
+                f"box {k} {boxes[k].tolist()} has x2 < x1 or y2 < y1: boxes are (x1, y1, x2, y2), top-left corner "
+                "first; convert (x, y, width, height) boxes with x2 = x + width, y2 = y + height"
+            )
+        return TensorBBox(boxes)
+
+
+class SetImageSize(ItemTransform):
+    """Give the points and boxes of an item the ``img_size`` ``(width, height)`` of the item's image.
+
+    Examples:
+        >>> from lamina.core.tensors import TensorImage
+        >>> img, pts = SetImageSize()((TensorImage(torch.zeros(3, 4, 6)), TensorPoint(torch.zeros(1, 2))))
+        >>> pts.img_size
+        (6, 4)
+    """
+
+    order = 6  # after ToTensor (5); Resize (also 6) sets the same value for its output
+
+    def encodes(self, x: Any) -> Any:
+        if not isinstance(x, tuple):
+            return x
+        image = next((o for o in x if isinstance(o, TensorImageBase)), None)
+        if image is None:
+            return x
+        size = (int(image.shape[-1]), int(image.shape[-2]))
+        return tuple(type(o)(o, img_size=size) if isinstance(o, TensorPoint) else o for o in x)
+
+
+class _LabelsAsList(ItemTransform):
+    """Box labels as a list (a tuple would otherwise be split element by element)."""
+
+    order = 0
+
+    def encodes(self, x: Any) -> list[Any]:
+        if isinstance(x, str):
+            raise TypeError(f"box labels must be a list with one label per box, got the string {x!r}")
+        return list(x)
+
+
+class BoxLabels(MultiCategory):
+    """Decoded labels of the boxes of one item; drawn next to their boxes when it knows them.
+
+    Args:
+        labels: one label per box (``'#na#'`` for padding).
+        boxes: the ``N x 4`` boxes, to place each label; without them the labels become the title.
+
+    Examples:
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> ax = BoxLabels(["cat", "#na#"], boxes=torch.tensor([[1.0, 1.0, 5.0, 5.0], [0, 0, 0, 0]])).show()
+        >>> [t.get_text() for t in ax.texts]
+        ['cat']
+    """
+
+    def __init__(self, labels: Sequence[Any] = (), boxes: Tensor | None = None) -> None:
+        super().__init__(labels)
+        self.boxes = boxes
+
+    def show(self, ctx: Any = None, **kwargs: Any) -> Any:
+        """Write each label at the top-left corner of its box (padding and vanished boxes skipped)."""
+        if self.boxes is None:
+            return super().show(ctx=ctx, **kwargs)
+        import matplotlib.pyplot as plt
+
+        from lamina.core.show import _new_ax
+
+        ax = _new_ax(ctx)
+        colours = plt.get_cmap("tab10")
+        boxes = self.boxes.detach().cpu().as_subclass(Tensor).reshape(-1, 4).tolist()
+        for i, ((x1, y1, x2, y2), label) in enumerate(zip(boxes, self)):
+            if x1 == y1 == x2 == y2 == 0 or label == "#na#":
+                continue
+            box = {"facecolor": colours(i % 10), "pad": 1}
+            ax.text(x1, y1, str(label), color="white", fontsize=8, va="bottom", bbox=box)
+        return ax
+
+
+class _BoxCategorize(MultiCategorize):
+    """``MultiCategorize`` whose decoded labels know their boxes (see :class:`_TieBoxLabels`)."""
+
+    @decodes
+    def _decode_boxes(self, x: TensorMultiCategory) -> BoxLabels:
+        assert self.vocab_ is not None
+        return BoxLabels([self.vocab_[int(i)] for i in x], boxes=x.__dict__.get("boxes"))
+
+
+def _box_label_positions(x: tuple[Any, ...]) -> tuple[int | None, int | None]:
+    boxes = next((k for k, o in enumerate(x) if isinstance(o, TensorBBox)), None)
+    labels = next(
+        (k for k, o in enumerate(x) if isinstance(o, TensorMultiCategory) and not o.is_floating_point()), None
+    )
+    return boxes, labels
+
+
+class _TieBoxLabels(ItemTransform):
+    """On decoding an item, hand its boxes to its box labels so the labels can be drawn on them."""
+
+    order = 8
+
+    @decodes
+    def _decode(self, x: tuple) -> tuple:
+        b, k = _box_label_positions(x)
+        if b is None or k is None:
+            return x
+        out = list(x)
+        out[k] = TensorMultiCategory(x[k], boxes=x[b])
+        return tuple(out)
+
+
+def _pad_rows(t: Tensor, n: int, value: float) -> Tensor:
+    """``t`` (``N x ...``) with rows of ``value`` added to make ``n`` rows; type and metadata kept."""
+    if len(t) == n:
+        return t
+    pad = t.new_full((n - len(t), *t.shape[1:]), value)
+    return retain_type(torch.cat([t.as_subclass(Tensor), pad.as_subclass(Tensor)]), t)
+
+
+class PadBoxes(Transform):
+    """Pad the boxes (zeros) and box labels (index 0, ``'#na#'``) of a batch's items to the same number.
+
+    Runs in ``before_batch`` on the list of items; an all-zero box is padding (``show`` skips it).
+
+    Examples:
+        >>> items = [(TensorBBox(torch.ones(2, 4)), TensorMultiCategory([1, 2])),
+        ...          (TensorBBox(torch.ones(1, 4)), TensorMultiCategory([3]))]
+        >>> boxes, labels = PadBoxes()(items)[1]
+        >>> boxes.tolist(), labels.tolist()
+        ([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0]], [3, 0])
+    """
+
+    def encodes(self, items: list) -> list:
+        positions = [_box_label_positions(it) for it in items]
+        if all(b is None for b, _ in positions):
+            return items
+        n = max(len(it[b]) for it, (b, _) in zip(items, positions) if b is not None)
+        out = []
+        for j, (it, (b, k)) in enumerate(zip(items, positions)):
+            if b is not None and k is not None and len(it[b]) != len(it[k]):
+                raise ValueError(
+                    f"item {j} of the batch has {len(it[b])} boxes but {len(it[k])} box labels: "
+                    "the labels getter must give exactly one label per box"
+                )
+            new = list(it)
+            for pos, value in ((b, 0.0), (k, 0)):
+                if pos is not None:
+                    new[pos] = _pad_rows(it[pos], n, value)
+            out.append(tuple(new))
+        return out
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def ImageBlock(cls: type[PILBase] = PILImage) -> TransformBlock:
+    """Images read from files as ``cls`` (colour ``PILImage`` by default), scaled to floats in [0, 1] per batch.
+
+    Examples:
+        >>> ImageBlock().batch_tfms
+        [IntToFloatTensor(TensorImage, TensorMask)]
+    """
+    return TransformBlock(type_tfms=[_LoadNamed(cls)], batch_tfms=[IntToFloatTensor()])
+
+
+def MaskBlock(codes: Sequence[str] | None = None) -> TransformBlock:
+    """Segmentation masks read from files (integer codes), checked against their image's size, named by ``codes``.
+
+    Args:
+        codes: the name of each code, code 0 first.
+
+    Examples:
+        >>> [type(t).__name__ for t in MaskBlock(codes=["background", "digit"]).item_tfms]
+        ['CheckMaskSize', 'AddMaskCodes']
+    """
+    return TransformBlock(
+        type_tfms=[_LoadNamed(PILMask)],
+        item_tfms=[CheckMaskSize(), AddMaskCodes(codes)],
+        batch_tfms=[IntToFloatTensor()],
+    )
+
+
+def PointBlock() -> TransformBlock:
+    """Keypoints: ``get_y`` gives ``(x, y)`` pixel coordinates (``N x 2``), they become a ``TensorPoint``.
+
+    Every item of a batch must have the same number of points. ``img_size`` is taken from the item's image.
+
+    Examples:
+        >>> PointBlock().type_tfms[0]([(3, 4), (5, 6)]).tolist()
+        [[3.0, 4.0], [5.0, 6.0]]
+    """
+    return TransformBlock(type_tfms=[_ToPoints()], item_tfms=[SetImageSize()])
+
+
+def BBoxBlock() -> TransformBlock:
+    """Bounding boxes: ``get_y`` gives ``(x1, y1, x2, y2)`` pixel boxes (``N x 4``), they become a ``TensorBBox``.
+
+    Items may have different numbers of boxes: :class:`PadBoxes` pads them in ``before_batch``.
+
+    Examples:
+        >>> BBoxBlock().type_tfms[0]([[1, 2, 8, 9]]).tolist(), BBoxBlock().dl_kwargs
+        ([[1.0, 2.0, 8.0, 9.0]], {'before_batch': [PadBoxes(list)]})
+    """
+    return TransformBlock(type_tfms=[_ToBoxes()], item_tfms=[SetImageSize()], dl_kwargs={"before_batch": [PadBoxes()]})
+
+
+def BBoxLblBlock(vocab: Sequence[Any] | None = None, add_na: bool = True) -> TransformBlock:
+    """The label of each box (one per box, in the boxes' order), as indices in a vocab.
+
+    Padding labels get index 0, so keep ``add_na=True`` (index 0 is then ``'#na#'``) when items have different
+    numbers of boxes.
+
+    Args:
+        vocab: the labels; learned (sorted) from the training items when ``None``.
+        add_na: reserve index 0 for ``'#na#'`` (the padding).
+
+    Examples:
+        >>> block = BBoxLblBlock(vocab=["cat", "dog"])
+        >>> block.type_tfms[1](["dog", "dog"]).tolist()
+        [2, 2]
+    """
+    categorize = _BoxCategorize(vocab=vocab, add_na=add_na)
+    return TransformBlock(
+        type_tfms=[_LabelsAsList(), categorize], item_tfms=[_TieBoxLabels()], dl_kwargs={"before_batch": [PadBoxes()]}
+    )
+
+
+# ---------------------------------------------------------------- factories
+
+
+def _flat_labels(labels: Sequence[Any]) -> list[Any]:
+    return [c for o in labels for c in (o if isinstance(o, (list, tuple)) else [o])]
+
+
+def _check_classes(labels: Sequence[Any], splits: tuple[list[int], list[int]], vocab: Any) -> None:
+    """Warn about classes with a single image; raise for classes seen only in validation (when no vocab is given)."""
+    counts = Counter(_flat_labels(labels))
+    lonely = sorted((str(c) for c, n in counts.items() if n == 1), key=str)
+    if lonely:
+        warnings.warn(
+            f"the classes {lonely[:10]} have a single image each: the model sees it in training or in validation, "
+            "never both. Add images of these classes or remove them",
+            UserWarning,
+            stacklevel=4,
+        )
+    if vocab is not None:
+        return
+    train = set(_flat_labels([labels[i] for i in splits[0]]))
+    missing = [c for c in _flat_labels([labels[i] for i in splits[1]]) if c not in train]
+    if missing:
+        raise ValueError(
+            f"the class {missing[0]!r} has validation images but no training image, so it is not in the vocab "
+            f"(learned from the training split): add training images of {missing[0]!r}, change the split "
+            "(valid_pct/seed), or pass vocab=[...] with every class"
+        )
+
+
+class _OnName:
+    """Call ``func`` on a path's file name (picklable, so it works with worker processes)."""
+
+    def __init__(self, func: Callable[[str], Any]) -> None:
+        self.func = func
+
+    def __call__(self, path: str | Path) -> Any:
+        return self.func(Path(path).name)
+
+
+def _split_seed(seed: int | None) -> int:
+    from lamina.data.block import DEFAULT_SPLIT_SEED
+
+    return DEFAULT_SPLIT_SEED if seed is None else seed
+
+
+class ImageDataLoaders(DataLoaders):
+    """Image classification (and regression) DataLoaders in one call, from folders, file names or a table.
+
+    Every factory builds a :class:`~lamina.data.block.DataBlock` of ``(ImageBlock(img_cls), y_block)`` and calls
+    its ``dataloaders``; ``item_tfms`` (e.g. ``Resize(128)``), ``batch_tfms`` (e.g. ``[*aug_transforms(),
+    Normalize.from_stats(*imagenet_stats)]``) and ``**kwargs`` (``val_bs``, ``num_workers``, ``device``...) are
+    passed on. Random splits use ``seed`` (``DEFAULT_SPLIT_SEED`` when ``None``), so they are the same every run.
+
+    Labels are checked before anything loads: a class with a single image gives a ``UserWarning`` naming it; a
+    class that has validation images but no training image raises ``ValueError`` naming it (unless ``vocab`` is
+    given).
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for split, label, k in [(s, c, k) for s in ("train", "valid") for c in ("a", "b") for k in range(2)]:
+        ...     (root / split / label).mkdir(parents=True, exist_ok=True)
+        ...     Image.new("RGB", (8, 8), (k * 90, 0, 0)).save(root / split / label / f"{k}.png")
+        >>> dls = ImageDataLoaders.from_folder(root, bs=4)
+        >>> xb, yb = dls.valid.one_batch()
+        >>> dls.vocab, tuple(xb.shape), yb.tolist()
+        (['a', 'b'], (4, 3, 8, 8), [0, 0, 1, 1])
+    """
+
+    @classmethod
+    def _build(
+        cls,
+        path: str | Path,
+        items: Any,
+        get_x: Any,
+        get_y: Any,
+        splitter: Callable[[Any], Any],
+        y_block: Any = None,
+        vocab: Sequence[Any] | None = None,
+        labels: Sequence[Any] | None = None,
+        item_tfms: Any = None,
+        batch_tfms: Any = None,
+        bs: int = 64,
+        img_cls: type[PILBase] = PILImage,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """The shared recipe of the factories; ``labels`` (one per item) are checked when given."""
+        if labels is not None:
+            splits = splitter(items)
+            _check_classes(labels, (list(splits[0]), list(splits[1])), vocab)
+        y_block = y_block if y_block is not None else CategoryBlock(vocab=vocab)
+        dblock = DataBlock(
+            blocks=(ImageBlock(img_cls), y_block), get_x=get_x, get_y=get_y, splitter=splitter,
+            item_tfms=item_tfms, batch_tfms=batch_tfms,
+        )  # fmt: skip
+        dls = dblock.dataloaders(items, bs=bs, path=str(path), **kwargs)
+        return cls(*dls.loaders, path=str(path))
+
+    @classmethod
+    def from_folder(
+        cls,
+        path: str | Path,
+        train: str = "train",
+        valid: str = "valid",
+        valid_pct: float | None = None,
+        seed: int | None = None,
+        vocab: Sequence[Any] | None = None,
+        item_tfms: Any = None,
+        batch_tfms: Any = None,
+        bs: int = 64,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images in ``path/<train>/<label>/*`` and ``path/<valid>/<label>/*``, labelled by their folder.
+
+        Args:
+            path: the data set's folder.
+            train: the training sub-folder.
+            valid: the validation sub-folder.
+            valid_pct: split every image of ``path`` at random instead (this fraction for validation).
+            seed: seed of the random split.
+            vocab: the labels; learned from the training images when ``None``.
+            item_tfms: item transforms (e.g. ``Resize(64)``).
+            batch_tfms: batch transforms (e.g. ``Normalize()``).
+            bs: batch size.
+            **kwargs: ``img_cls``, ``y_block`` and DataLoader arguments.
+
+        Examples:
+            >>> ImageDataLoaders.from_folder.__name__
+            'from_folder'
+        """
+        if valid_pct is None:
+            items = get_image_files(path, folders=[train, valid])
+            splitter: Callable[[Any], Any] = GrandparentSplitter(train, valid)
+        else:
+            items = get_image_files(path)
+            splitter = RandomSplitter(valid_pct, seed=_split_seed(seed))
+        labels = [parent_label(p) for p in items]
+        return cls._build(
+            path, items, None, parent_label, splitter, vocab=vocab, labels=labels, item_tfms=item_tfms,
+            batch_tfms=batch_tfms, bs=bs, **kwargs,
+        )  # fmt: skip
+
+    @classmethod
+    def from_path_func(
+        cls,
+        path: str | Path,
+        fnames: Sequence[str | Path],
+        label_func: Callable[[Path], Any],
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images ``fnames`` (relative to ``path``, or absolute) labelled by ``label_func(path_of_the_file)``.
+
+        Args:
+            path: the data set's folder.
+            fnames: the image files.
+            label_func: the label of a file from its path.
+            valid_pct: fraction of random validation images.
+            seed: seed of the random split.
+            **kwargs: ``vocab``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, ``y_block``, DataLoader arguments.
+
+        Examples:
+            >>> ImageDataLoaders.from_path_func.__name__
+            'from_path_func'
+        """
+        items = [Path(path) / f for f in fnames]
+        labels = [label_func(p) for p in items] if kwargs.get("y_block") is None else None
+        splitter = RandomSplitter(valid_pct, seed=_split_seed(seed))
+        return cls._build(path, items, None, label_func, splitter, labels=labels, **kwargs)
+
+    @classmethod
+    def from_name_func(
+        cls,
+        path: str | Path,
+        fnames: Sequence[str | Path],
+        label_func: Callable[[str], Any],
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images ``fnames`` labelled by ``label_func(file_name)`` (the name only, e.g. ``'cat_12.jpg'``).
+
+        Args:
+            path: the data set's folder.
+            fnames: the image files (relative to ``path``, or absolute).
+            label_func: the label from a file name; a module-level function or class works with workers.
+            valid_pct: fraction of random validation images.
+            seed: seed of the random split.
+            **kwargs: see :meth:`from_path_func`.
+
+        Examples:
+            >>> ImageDataLoaders.from_name_func.__name__
+            'from_name_func'
+        """
+        return cls.from_path_func(path, fnames, _OnName(label_func), valid_pct=valid_pct, seed=seed, **kwargs)
+
+    @classmethod
+    def from_name_re(
+        cls,
+        path: str | Path,
+        fnames: Sequence[str | Path],
+        pat: str,
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images ``fnames`` labelled by the first group of the regular expression ``pat`` on the file name.
+
+        Args:
+            path: the data set's folder.
+            fnames: the image files.
+            pat: e.g. ``r"^([a-z_]+)_\\d+\\.jpg$"``.
+            valid_pct: fraction of random validation images.
+            seed: seed of the random split.
+            **kwargs: see :meth:`from_path_func`.
+
+        Examples:
+            >>> ImageDataLoaders.from_name_re.__name__
+            'from_name_re'
+        """
+        return cls.from_name_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed, **kwargs)
+
+    @classmethod
+    def from_df(
+        cls,
+        df: pd.DataFrame,
+        path: str | Path = ".",
+        fn_col: str | int = 0,
+        label_col: str | int | Sequence[str | int] = 1,
+        label_delim: str | None = None,
+        valid_col: str | int | None = None,
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        folder: str | None = None,
+        suff: str = "",
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images named in column ``fn_col`` of ``df`` (relative to ``path/folder``), labels in ``label_col``.
+
+        Labels separated by ``label_delim`` in one string (``"cat dog"``) make a multi-label target. Give
+        ``y_block=RegressionBlock()`` for numbers. Rows with a true ``valid_col`` are the validation split; a random
+        ``valid_pct`` otherwise.
+
+        Args:
+            df: one row per image.
+            path: the folder the file names are relative to.
+            fn_col: the column (name or position) of the file names.
+            label_col: the column(s) of the labels.
+            label_delim: split labels on this separator (multi-label).
+            valid_col: a boolean column marking validation rows.
+            valid_pct: fraction of random validation rows when ``valid_col`` is ``None``.
+            seed: seed of the random split.
+            folder: a sub-folder of ``path`` holding the images.
+            suff: appended to every file name (e.g. ``".png"``).
+            **kwargs: ``vocab``, ``y_block``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, DataLoader arguments.
+
+        Examples:
+            >>> ImageDataLoaders.from_df.__name__
+            'from_df'
+        """
+        if not isinstance(df, pd.DataFrame) or len(df) == 0:
+            raise ValueError(f"from_df needs a DataFrame with one row per image, got {type(df).__name__} {df!r:.80}")
+        root = Path(path) / folder if folder else Path(path)
+        get_x, get_y = ColReader(fn_col, pref=root, suff=suff), ColReader(label_col, label_delim=label_delim)
+        splitter: Callable[[Any], Any] = (
+            ColSplitter(valid_col) if valid_col is not None else RandomSplitter(valid_pct, seed=_split_seed(seed))
+        )
+        if kwargs.get("y_block") is None:
+            labels: list[Any] | None = [get_y(row) for _, row in df.iterrows()]
+            if label_delim is not None:
+                kwargs["y_block"] = MultiCategoryBlock(vocab=kwargs.get("vocab"))
+        else:
+            labels = None
+        return cls._build(path, df.reset_index(drop=True), get_x, get_y, splitter, labels=labels, **kwargs)
+
+    @classmethod
+    def from_csv(
+        cls, path: str | Path, csv_fname: str = "labels.csv", delimiter: str | None = None, **kwargs: Any
+    ) -> ImageDataLoaders:
+        """:meth:`from_df` on the table ``path/csv_fname``.
+
+        Args:
+            path: the data set's folder.
+            csv_fname: the CSV file in it.
+            delimiter: the CSV's separator (``,`` when ``None``).
+            **kwargs: see :meth:`from_df`.
+
+        Examples:
+            >>> ImageDataLoaders.from_csv.__name__
+            'from_csv'
+        """
+        table = Path(path) / csv_fname
+        if not table.is_file():
+            raise FileNotFoundError(f"from_csv: the table {table} does not exist: check path and csv_fname")
+        return cls.from_df(pd.read_csv(table, sep=delimiter or ","), path=path, **kwargs)
+
+    @classmethod
+    def from_lists(
+        cls,
+        path: str | Path,
+        fnames: Sequence[str | Path],
+        labels: Sequence[Any],
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> ImageDataLoaders:
+        """Images ``fnames`` with their ``labels`` (two lists of the same length; a list of labels each: multi-label).
+
+        Args:
+            path: the folder ``fnames`` are relative to.
+            fnames: the image files.
+            labels: one label (or list of labels) per file.
+            valid_pct: fraction of random validation images.
+            seed: seed of the random split.
+            **kwargs: see :meth:`from_df`.
+
+        Examples:
+            >>> ImageDataLoaders.from_lists.__name__
+            'from_lists'
+        """
+        if len(fnames) != len(labels):
+            raise ValueError(
+                f"from_lists got {len(fnames)} file names but {len(labels)} labels: give one label per file"
+            )
+        files, targets = [Path(path) / f for f in fnames], list(labels)
+        multi = bool(targets) and isinstance(targets[0], (list, tuple))
+        if multi and kwargs.get("y_block") is None:
+            kwargs["y_block"] = MultiCategoryBlock(vocab=kwargs.get("vocab"))
+        splitter = RandomSplitter(valid_pct, seed=_split_seed(seed))
+        return cls._build(
+            path, list(range(len(files))), files.__getitem__, targets.__getitem__, splitter, labels=targets, **kwargs
+        )
+
+
+class SegmentationDataLoaders(DataLoaders):
+    """Segmentation DataLoaders (an image and a mask of integer codes per item) in one call.
+
+    Examples:
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for k in range(5):
+        ...     Image.new("L", (6, 4), 40 * k).save(root / f"{k}.png")
+        ...     Image.new("L", (6, 4), k % 2).save(root / f"{k}_mask.png")
+        >>> dls = SegmentationDataLoaders.from_label_func(
+        ...     root, [f"{k}.png" for k in range(5)], lambda p: p.with_name(f"{p.stem}_mask.png"),
+        ...     codes=["even", "odd"], bs=2)
+        >>> xb, yb = dls.train.one_batch()
+        >>> tuple(xb.shape), type(yb).__name__, yb.dtype, yb.codes
+        ((2, 3, 4, 6), 'TensorMask', torch.int64, ['even', 'odd'])
+    """
+
+    @classmethod
+    def from_label_func(
+        cls,
+        path: str | Path,
+        fnames: Sequence[str | Path],
+        label_func: Callable[[Path], Any],
+        codes: Sequence[str] | None = None,
+        valid_pct: float = 0.2,
+        seed: int | None = None,
+        item_tfms: Any = None,
+        batch_tfms: Any = None,
+        bs: int = 64,
+        img_cls: type[PILBase] = PILImage,
+        **kwargs: Any,
+    ) -> SegmentationDataLoaders:
+        """Images ``fnames`` (relative to ``path``) with masks at ``label_func(image_path)``.
+
+        Args:
+            path: the data set's folder.
+            fnames: the image files.
+            label_func: the mask file of an image file.
+            codes: the name of each code, code 0 first.
+            valid_pct: fraction of random validation images.
+            seed: seed of the random split (``DEFAULT_SPLIT_SEED`` when ``None``).
+            item_tfms: item transforms (``Resize`` resizes image and mask together).
+            batch_tfms: batch transforms (augmentations move masks with their images).
+            bs: batch size.
+            img_cls: the image class.
+            **kwargs: DataLoader arguments.
+        """
+        dblock = DataBlock(
+            blocks=(ImageBlock(img_cls), MaskBlock(codes)), get_y=label_func,
+            splitter=RandomSplitter(valid_pct, seed=_split_seed(seed)), item_tfms=item_tfms, batch_tfms=batch_tfms,
+        )  # fmt: skip
+        dls = dblock.dataloaders([Path(path) / f for f in fnames], bs=bs, path=str(path), **kwargs)
+        return cls(*dls.loaders, path=str(path))
