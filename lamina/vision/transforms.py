@@ -438,12 +438,16 @@ def _move_boxes(boxes: Tensor, inv: Tensor, in_wh: tuple[int, int], out_wh: tupl
     return clip_boxes(fitted, out_wh, vanished=empty)
 
 
+def _check_float(x: Tensor, is_mask: bool) -> None:
+    if not is_mask and not x.is_floating_point():
+        raise TypeError(f"batch augmentation needs float images, got {x.dtype}: put IntToFloatTensor before it")
+
+
 def _warp_pixels(x: Tensor, grid: Tensor, mode: str, pad_mode: str, is_mask: bool) -> Tensor:
+    _check_float(x, is_mask)
     if is_mask:
         res = F.grid_sample(x[:, None].float(), grid.float(), "nearest", pad_mode, align_corners=False)[:, 0]
         return res.round_().to(x.dtype)
-    if not x.is_floating_point():
-        raise TypeError(f"batch augmentation needs float images, got {x.dtype}: put IntToFloatTensor before it")
     return F.grid_sample(x, grid.to(x.dtype), mode, pad_mode, align_corners=False)
 
 
@@ -481,7 +485,8 @@ def warp_batch(
     in_wh, out_wh = (in_hw[1], in_hw[0]), (out_hw[1], out_hw[0])
     pad = {"reflection": "reflection", "zeros": "zeros", "border": "border"}[pad_mode]
     has_pixels = any(isinstance(o, TensorImageBase) for o in elements)
-    grid = _sampling_grid(mats, out_hw, torch.float32) if has_pixels else None
+    flips = _pure_flips(mats) if out_hw == in_hw else None
+    grid = _sampling_grid(mats, out_hw, torch.float32) if has_pixels and flips is None else None
     inv = torch.linalg.inv(mats)
     res: list[Any] = []
     for o in elements:
@@ -491,13 +496,36 @@ def warp_batch(
         elif isinstance(o, TensorPoint):
             _check_batch(o, 3, "points (B x N x 2)")
             res.append(TensorPoint(_warp_points(o, inv, in_wh, out_wh), img_size=out_wh))
-        elif isinstance(o, TensorImageBase) and grid is not None:
+        elif isinstance(o, TensorImageBase):
             is_mask = isinstance(o, TensorMask)
             _check_batch(o, 3 if is_mask else 4, "masks (B x H x W)" if is_mask else "images (B x C x H x W)")
-            res.append(retain_type(_warp_pixels(o, grid, mode, pad, is_mask), o))
+            if flips is not None:
+                _check_float(o, is_mask)
+                res.append(retain_type(_flip_pixels(o, *flips), o))
+            else:
+                assert grid is not None
+                res.append(retain_type(_warp_pixels(o, grid, mode, pad, is_mask), o))
         else:
             res.append(o)
     return tuple(res) if isinstance(x, tuple) else res[0]
+
+
+def _pure_flips(mats: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(flip_x, flip_y)`` per image when every matrix is a pure mirror (diagonal of +-1, no shift): then pixel
+    centres land exactly on pixel centres and flipping indices gives what sampling would, far cheaper."""
+    eye_abs = torch.diag(mats.new_tensor([1.0, 1.0, 1.0]))
+    if not bool((mats.abs() == eye_abs).all()) or not bool((mats[:, 2, 2] == 1).all()):
+        return None
+    return mats[:, 0, 0] < 0, mats[:, 1, 1] < 0
+
+
+def _flip_pixels(o: Tensor, flip_x: Tensor, flip_y: Tensor) -> Tensor:
+    shape = (-1,) + (1,) * (o.ndim - 1)
+    if bool(flip_x.any()):
+        o = torch.where(flip_x.view(shape), o.flip(-1), o)
+    if bool(flip_y.any()):
+        o = torch.where(flip_y.view(shape), o.flip(-2), o)
+    return o
 
 
 def _batch_hw(elements: Sequence[Any]) -> tuple[int, int]:

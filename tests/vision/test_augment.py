@@ -228,3 +228,19 @@ def test_aug_transforms_composes_geometry_into_one_grid_sample(monkeypatch):
     Pipeline(tfms, split_idx=0)((img, pts))
     assert len(calls) == 1
     assert [t.order for t in tfms] == [20, 30]
+
+
+def test_a_pure_flip_takes_the_index_path_and_equals_sampling():
+    from lamina.vision.transforms import _sampling_grid, warp_batch
+
+    torch.manual_seed(0)
+    img = TensorImage(torch.rand(4, 3, 9, 7))
+    mats = torch.eye(3).repeat(4, 1, 1)
+    mats[0, 0, 0] = -1  # mirror x
+    mats[1, 1, 1] = -1  # mirror y
+    mats[2, 0, 0] = mats[2, 1, 1] = -1  # both
+    fast = warp_batch(img, mats)
+    grid = _sampling_grid(mats, (9, 7), torch.float32)
+    sampled = torch.nn.functional.grid_sample(img.as_subclass(torch.Tensor), grid, "bilinear", "reflection", False)
+    assert torch.allclose(fast.as_subclass(torch.Tensor), sampled, atol=1e-6)
+    assert torch.equal(fast[0], img[0].flip(-1)) and torch.equal(fast[3], img[3])
