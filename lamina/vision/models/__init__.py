@@ -30,6 +30,7 @@ from lamina.vision.models.pretrained import (
     weights_path,
 )
 from lamina.vision.models.resnet import BasicBlock, Bottleneck, ResNet, resnet18, resnet34, resnet50
+from lamina.vision.models.simple import simple_cnn
 from lamina.vision.models.unet import DynamicUnet, UnetBlock, skip_indices, unet_splitter
 from lamina.vision.models.xresnet import ACTIVATIONS, XResNet, xresnet18, xresnet34, xresnet50, xresnet101
 
@@ -62,6 +63,7 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "simple_cnn",
     "skip_indices",
     "unet_splitter",
     "weights_path",
