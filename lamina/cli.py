@@ -98,9 +98,8 @@ def quickstart(out: Path, epochs: int = 3, arch: str = "simple_cnn", lr: float =
     exported = learn.export("mnist.lamina")
     image = next(iter(sorted((path / "valid" / "7").glob("*.png"))))
     label, _, probs = load_learner(exported).predict(image)
-    print(
-        f"reloaded {exported.name} (no pickle) and predicted {image.name} in valid/7: {label!r}, p={float(probs.max()):.3f}"
-    )
+    p_max = float(probs.max())
+    print(f"reloaded {exported.name} (no pickle) and predicted {image.name} in valid/7: {label!r}, p={p_max:.3f}")
     print(f"wrote {out / 'results.png'}, {out / 'confusion_matrix.png'}, {exported}")
     print(f"total time {time.perf_counter() - start:.1f}s")
     return 0
