@@ -327,6 +327,20 @@ class VisionLearner(Learner):
         super().__init__(*args, **kwargs)
         self.target, self.vocab, self.thresh = target, None if vocab is None else list(vocab), thresh
 
+    def show_results(self, **kwargs: Any) -> Any:
+        """Inputs with targets and predictions for one batch; see :func:`lamina.vision.interpret.show_results`."""
+        from lamina.vision.interpret import show_results
+
+        return show_results(self, **kwargs)
+
+    def interpret(self, **kwargs: Any) -> Any:
+        """A :class:`~lamina.vision.interpret.ClassificationInterpretation` (or segmentation) of the validation set."""
+        from lamina.vision.interpret import ClassificationInterpretation, SegmentationInterpretation
+
+        seg = target_kind(self._target_example()) == "mask"
+        cls = SegmentationInterpretation if seg else ClassificationInterpretation
+        return cls.from_learner(self, **kwargs)
+
     def _item(self, item: Any) -> Any:
         if isinstance(item, (str, Path)):
             return item

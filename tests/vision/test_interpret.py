@@ -194,3 +194,19 @@ def test_show_results_draws_target_then_predicted_mask_over_each_image(seg_learn
     shown = np.asarray(fig.axes[0].images[1].get_array())
     assert np.array_equal(shown, yb[0].cpu().numpy())
     assert all(len(ax.images) == 2 for ax in fig.axes)
+
+
+def test_a_vision_learner_shows_its_results_and_interprets_itself(mnist_root):
+    from lamina.data import get_image_files, parent_label
+    from lamina.vision import ImageDataLoaders, PILImageBW, vision_learner
+
+    path = mnist_root
+    files = get_image_files(path)[::25]
+    dls = ImageDataLoaders.from_lists(path, files, [parent_label(f) for f in files], seed=0, img_cls=PILImageBW)
+    learn = vision_learner(dls, "simple_cnn", pretrained=False, show_progress=False, logger=None)
+    learn.fit(1, 1e-2)
+    fig = learn.show_results(max_n=4)
+    assert len(fig.axes) == 4 and all("/" in ax.get_title() for ax in fig.axes)
+    interp = learn.interpret()
+    assert isinstance(interp, ClassificationInterpretation)
+    assert interp.confusion_matrix().sum() == len(dls.valid.dataset)
