@@ -15,36 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from lamina.collab.core import encode_names
+from lamina.nn.layers import emb_sz_rule, sigmoid_range
 from lamina.nn.registry import register_model
 
 __all__ = ["EmbeddingDotBias", "EmbeddingNN", "NamedEmbeddings", "emb_sz_rule", "sigmoid_range"]
-
-
-def sigmoid_range(x: Tensor, low: float, high: float) -> Tensor:
-    """A sigmoid scaled to ``(low, high)``.
-
-    Args:
-        x: the raw outputs.
-        low: the lower bound.
-        high: the upper bound.
-
-    Examples:
-        >>> sigmoid_range(torch.tensor([0.0, -100.0]), 0.0, 5.5).tolist()
-        [2.75, 0.0]
-    """
-    return torch.sigmoid(x) * (high - low) + low
-
-
-def emb_sz_rule(n_categories: int) -> int:
-    """A rule of thumb for an embedding's width given the vocabulary size: ``min(600, round(1.6 * n ** 0.56))``.
-
-    Examples:
-        >>> emb_sz_rule(671), emb_sz_rule(9067)
-        (61, 263)
-    """
-    if n_categories < 1:
-        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
-    return min(600, round(1.6 * n_categories**0.56))
 
 
 def _embedding(n: int, dim: int) -> nn.Embedding:

@@ -9,7 +9,9 @@ from lamina.nn.layers import (
     SelfAttention,
     SigmoidRange,
     SqueezeExcite,
+    emb_sz_rule,
     icnr_init,
+    sigmoid_range,
 )
 from lamina.nn.registry import (
     build_model,
@@ -28,8 +30,10 @@ __all__ = [
     "SigmoidRange",
     "SqueezeExcite",
     "build_model",
+    "emb_sz_rule",
     "icnr_init",
     "model_builder",
     "model_names",
     "register_model",
+    "sigmoid_range",
 ]

@@ -14,7 +14,9 @@ __all__ = [
     "SelfAttention",
     "SigmoidRange",
     "SqueezeExcite",
+    "emb_sz_rule",
     "icnr_init",
+    "sigmoid_range",
 ]
 
 NORMS = ("batch", "instance", None)
@@ -268,6 +270,33 @@ class PixelShuffle_ICNR(nn.Sequential):
         super().__init__(*layers)
 
 
+def sigmoid_range(x: Tensor, low: float, high: float) -> Tensor:
+    """A sigmoid scaled to ``(low, high)``: squashes outputs into a target range (ratings, keypoints).
+
+    Args:
+        x: the raw outputs.
+        low: the lower bound.
+        high: the upper bound.
+
+    Examples:
+        >>> sigmoid_range(torch.tensor([0.0, -100.0]), 0.0, 5.5).tolist()
+        [2.75, 0.0]
+    """
+    return torch.sigmoid(x) * (high - low) + low
+
+
+def emb_sz_rule(n_categories: int) -> int:
+    """A rule of thumb for an embedding's width given a vocabulary size: ``min(600, round(1.6 * n ** 0.56))``.
+
+    Examples:
+        >>> emb_sz_rule(6), emb_sz_rule(671), emb_sz_rule(9067)
+        (4, 61, 263)
+    """
+    if n_categories < 1:
+        raise ValueError(f"n_categories must be >= 1, got {n_categories}")
+    return min(600, round(1.6 * n_categories**0.56))
+
+
 class SigmoidRange(nn.Module):
     """Squash the input into ``(low, high)`` with a scaled sigmoid (e.g. ratings between 0 and 5.5).
 
@@ -288,7 +317,7 @@ class SigmoidRange(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``low + (high - low) * sigmoid(x)``."""
-        return self.low + (self.high - self.low) * torch.sigmoid(x)
+        return sigmoid_range(x, self.low, self.high)
 
 
 class Flatten(nn.Module):

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lamina.nn.layers import emb_sz_rule
 from lamina.nn.registry import register_model
 
 __all__ = [
@@ -25,16 +26,6 @@ __all__ = [
     "piecewise_linear_encode",
     "quantile_bin_edges",
 ]
-
-
-def emb_sz_rule(n_cat: int) -> int:
-    """Embedding width for a column with ``n_cat`` codes: ``min(600, round(1.6 * n_cat ** 0.56))``.
-
-    Examples:
-        >>> emb_sz_rule(6), emb_sz_rule(10_000)
-        (4, 278)
-    """
-    return min(600, round(1.6 * n_cat**0.56))
 
 
 def get_emb_sz(
