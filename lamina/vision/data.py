@@ -531,10 +531,6 @@ class ImageDataLoaders(DataLoaders):
             batch_tfms: batch transforms (e.g. ``Normalize()``).
             bs: batch size.
             **kwargs: ``img_cls``, ``y_block`` and DataLoader arguments.
-
-        Examples:
-            >>> ImageDataLoaders.from_folder.__name__
-            'from_folder'
         """
         if valid_pct is None:
             items = get_image_files(path, folders=[train, valid])
@@ -567,10 +563,6 @@ class ImageDataLoaders(DataLoaders):
             valid_pct: fraction of random validation images.
             seed: seed of the random split.
             **kwargs: ``vocab``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, ``y_block``, DataLoader arguments.
-
-        Examples:
-            >>> ImageDataLoaders.from_path_func.__name__
-            'from_path_func'
         """
         items = [Path(path) / f for f in fnames]
         labels = [label_func(p) for p in items] if kwargs.get("y_block") is None else None
@@ -596,10 +588,6 @@ class ImageDataLoaders(DataLoaders):
             valid_pct: fraction of random validation images.
             seed: seed of the random split.
             **kwargs: see :meth:`from_path_func`.
-
-        Examples:
-            >>> ImageDataLoaders.from_name_func.__name__
-            'from_name_func'
         """
         return cls.from_path_func(path, fnames, _OnName(label_func), valid_pct=valid_pct, seed=seed, **kwargs)
 
@@ -622,10 +610,6 @@ class ImageDataLoaders(DataLoaders):
             valid_pct: fraction of random validation images.
             seed: seed of the random split.
             **kwargs: see :meth:`from_path_func`.
-
-        Examples:
-            >>> ImageDataLoaders.from_name_re.__name__
-            'from_name_re'
         """
         return cls.from_name_func(path, fnames, RegexLabeller(pat), valid_pct=valid_pct, seed=seed, **kwargs)
 
@@ -662,10 +646,6 @@ class ImageDataLoaders(DataLoaders):
             folder: a sub-folder of ``path`` holding the images.
             suff: appended to every file name (e.g. ``".png"``).
             **kwargs: ``vocab``, ``y_block``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, DataLoader arguments.
-
-        Examples:
-            >>> ImageDataLoaders.from_df.__name__
-            'from_df'
         """
         if not isinstance(df, pd.DataFrame) or len(df) == 0:
             raise ValueError(f"from_df needs a DataFrame with one row per image, got {type(df).__name__} {df!r:.80}")
@@ -693,10 +673,6 @@ class ImageDataLoaders(DataLoaders):
             csv_fname: the CSV file in it.
             delimiter: the CSV's separator (``,`` when ``None``).
             **kwargs: see :meth:`from_df`.
-
-        Examples:
-            >>> ImageDataLoaders.from_csv.__name__
-            'from_csv'
         """
         table = Path(path) / csv_fname
         if not table.is_file():
@@ -722,10 +698,6 @@ class ImageDataLoaders(DataLoaders):
             valid_pct: fraction of random validation images.
             seed: seed of the random split.
             **kwargs: see :meth:`from_df`.
-
-        Examples:
-            >>> ImageDataLoaders.from_lists.__name__
-            'from_lists'
         """
         if len(fnames) != len(labels):
             raise ValueError(

@@ -308,8 +308,20 @@ def show_results(
         figsize: figure size.
 
     Examples:
-        >>> show_results.__name__
-        'show_results'
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from lamina.learner import Learner
+        >>> from lamina.vision import ImageDataLoaders
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for split, label, k in [(s, c, k) for s in ("train", "valid") for c in ("a", "b") for k in range(2)]:
+        ...     (root / split / label).mkdir(parents=True, exist_ok=True)
+        ...     Image.new("RGB", (8, 8), (k * 90, 0, 0)).save(root / split / label / f"{k}.png")
+        >>> dls = ImageDataLoaders.from_folder(root, bs=4)
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+        >>> fig = show_results(Learner(dls, model, show_progress=False, logger=None), max_n=4)
+        >>> len(fig.axes), fig.axes[0].get_title().split("/")[0]
+        (4, 'a')
     """
     dl = _loader(learn, ds_idx, dl)
     b = dl.one_batch()
@@ -369,10 +381,6 @@ class Interpretation:
             learn: a trained Learner.
             ds_idx: which loader (0 training, 1 validation).
             dl: a loader to use instead; it must not shuffle or drop items, so indices match its dataset.
-
-        Examples:
-            >>> callable(Interpretation.from_learner)
-            True
         """
         dl = _loader(learn, ds_idx, dl)
         if getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False):
@@ -434,30 +442,15 @@ class ClassificationInterpretation(Interpretation):
             raise ValueError(f"the model predicts {n} classes but the vocab has {len(self.vocab)}: {self.vocab}")
 
     def confusion_matrix(self) -> np.ndarray:
-        """Counts of items per (actual, predicted) class, rows actual and columns predicted, in vocab order.
-
-        Examples:
-            >>> ClassificationInterpretation.confusion_matrix.__name__
-            'confusion_matrix'
-        """
+        """Counts of items per (actual, predicted) class, rows actual and columns predicted, in vocab order."""
         return confusion_matrix(self.targets.numpy(), self.decoded.numpy(), len(self.vocab))
 
     def most_confused(self, min_val: int = 1) -> list[tuple[Any, Any, int]]:
-        """``(actual, predicted, count)`` for every mistake made at least ``min_val`` times, most frequent first.
-
-        Examples:
-            >>> ClassificationInterpretation.most_confused.__name__
-            'most_confused'
-        """
+        """``(actual, predicted, count)`` for every mistake made at least ``min_val`` times, most frequent first."""
         return most_confused_pairs(self.confusion_matrix(), self.vocab, min_val)
 
     def print_classification_report(self, digits: int = 2) -> str:
-        """Print precision, recall, F1 and support per class (and averages), and return the same text.
-
-        Examples:
-            >>> ClassificationInterpretation.print_classification_report.__name__
-            'print_classification_report'
-        """
+        """Print precision, recall, F1 and support per class (and averages), and return the same text."""
         report = format_classification_report(self.confusion_matrix(), self.vocab, digits)
         print(report)
         return report
@@ -478,10 +471,6 @@ class ClassificationInterpretation(Interpretation):
             cmap: matplotlib colour map.
             figsize: figure size.
             digits: decimals of normalized values.
-
-        Examples:
-            >>> ClassificationInterpretation.plot_confusion_matrix.__name__
-            'plot_confusion_matrix'
         """
         import matplotlib.pyplot as plt
 
@@ -517,10 +506,6 @@ class ClassificationInterpretation(Interpretation):
             nrows: grid rows.
             figsize: figure size.
             largest: the smallest losses instead when False.
-
-        Examples:
-            >>> ClassificationInterpretation.plot_top_losses.__name__
-            'plot_top_losses'
         """
         losses, idxs = self.top_losses(k, largest)
         items = self._decoded_items(idxs)
@@ -574,31 +559,17 @@ class SegmentationInterpretation(Interpretation):
             learn: a trained Learner.
             ds_idx: which loader (0 training, 1 validation).
             dl: a loader to use instead (unshuffled).
-
-        Examples:
-            >>> callable(SegmentationInterpretation.from_learner)
-            True
         """
         interp = Interpretation.from_learner(learn, ds_idx, dl)
         codes = getattr(interp.dl.one_batch()[interp.dl.n_inp], "codes", None) if interp.dl is not None else None
         return cls(learn, interp.dl, interp.preds, interp.targets, interp.decoded, interp.losses, codes=codes)
 
     def confusion_matrix(self) -> np.ndarray:
-        """Pixel counts per (actual, predicted) code, rows actual and columns predicted.
-
-        Examples:
-            >>> SegmentationInterpretation.confusion_matrix.__name__
-            'confusion_matrix'
-        """
+        """Pixel counts per (actual, predicted) code, rows actual and columns predicted."""
         return confusion_matrix(self.targets.numpy(), self.decoded.numpy(), len(self.codes))
 
     def per_class_scores(self) -> Any:
-        """A table (pandas DataFrame), one row per code: ``iou``, ``dice`` and ``pixels`` (actual pixel count).
-
-        Examples:
-            >>> SegmentationInterpretation.per_class_scores.__name__
-            'per_class_scores'
-        """
+        """A table (pandas DataFrame), one row per code: ``iou``, ``dice`` and ``pixels`` (actual pixel count)."""
         import pandas as pd
 
         cm = self.confusion_matrix()
@@ -612,10 +583,6 @@ class SegmentationInterpretation(Interpretation):
             k: number of items.
             figsize: figure size.
             largest: the smallest losses instead when False.
-
-        Examples:
-            >>> SegmentationInterpretation.plot_top_losses.__name__
-            'plot_top_losses'
         """
         losses, idxs = self.top_losses(k, largest)
         targets, preds = self._decoded_items(idxs), self._decoded_items(idxs, with_pred=True)
