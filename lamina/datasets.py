@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from lamina.core.utils import atomic_write
 from lamina.data.external import mnist_sample_arrays, package_file
 
 __all__ = [
@@ -179,26 +180,24 @@ def _stale_note(dest: Path) -> str:
 
 def _fetch(url: str, dest: Path, sha256: str, timeout: float) -> None:
     """Stream ``url`` to a temporary file beside ``dest``, check its SHA-256, then rename it into place."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent)
-    tmp, digest = Path(name), hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
-        tmp.unlink(missing_ok=True)
-        raise DownloadError(
-            f"cannot download {url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL by hand "
-            f"on another machine, check its SHA-256 is {sha256}, and put the file at {dest}{_stale_note(dest)}"
-        ) from e
-    if digest.hexdigest() != sha256.lower():
-        tmp.unlink(missing_ok=True)
-        raise ValueError(
-            f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; the partial file "
-            f"{tmp} was deleted. Retry, or if the file was updated upstream pass its new sha256"
-        )
-    os.replace(tmp, dest)
+    digest = hashlib.sha256()
+    with atomic_write(dest, suffix=".part") as tmp:  # deleted on any error, renamed into place on success
+        try:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
+            raise DownloadError(
+                f"cannot download {url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL by "
+                f"hand on another machine, check its SHA-256 is {sha256}, and put the file at {dest}"
+                f"{_stale_note(dest)}"
+            ) from e
+        if digest.hexdigest() != sha256.lower():
+            raise ValueError(
+                f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; the partial "
+                f"file {tmp} was deleted. Retry, or if the file was updated upstream pass its new sha256"
+            )
 
 
 def _archive_stem(name: str) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["describe_item", "listify", "to_device"]
+__all__ = ["atomic_write", "describe_item", "listify", "to_device"]
 
 
 def listify(o: Any) -> list[Any]:
@@ -60,3 +64,34 @@ def describe_item(item: Any, limit: int = 80) -> str:
         return "(" + ", ".join(describe_item(o, limit // 2) for o in item) + ")"
     text = repr(item)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; when the block ends normally the file is flushed to disk and
+    renamed over ``path``, otherwise it is deleted. A crash or an error never leaves ``path`` half-written.
+
+    Args:
+        path: the destination (its folder is created).
+        suffix: the temporary file's suffix.
+
+    Examples:
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> with atomic_write(folder / "out.txt") as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> (folder / "out.txt").read_text(), sorted(p.name for p in folder.iterdir())
+        ('done', ['out.txt'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

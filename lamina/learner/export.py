@@ -12,11 +12,8 @@ application module is chosen from a fixed list.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +22,7 @@ import torch
 from torch import Tensor
 
 from lamina.core.serial import from_jsonable, to_jsonable
+from lamina.core.utils import atomic_write
 from lamina.nn.registry import build_model
 
 if TYPE_CHECKING:
@@ -126,16 +124,8 @@ def export_learner(learn: Learner, path: str | Path) -> Path:
 def _atomic_save_file(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> Path:
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

@@ -9,8 +9,6 @@ back-propagated.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lamina.core.tensors import TensorCategory, TensorMultiCategory, as_plain, retain_type
-from lamina.core.utils import listify
+from lamina.core.utils import atomic_write, listify
 from lamina.data.load import DataLoader, DataLoaders
 from lamina.learner.callback import (
     Callback,
@@ -98,18 +96,8 @@ def atomic_save(obj: Any, path: str | Path) -> Path:
         [1.0, 1.0]
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return path
 
 

@@ -8,8 +8,6 @@ missing file is an error that names the file, the URL and the folder to put it i
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from lamina.core.utils import atomic_write
 from lamina.data.external import package_file
 
 __all__ = [
@@ -84,21 +83,17 @@ PRETRAINED_WEIGHTS: dict[str, WeightsFile] = {
 def _download(entry: WeightsFile, dest: Path, timeout: float) -> None:
     from lamina.datasets import DownloadError
 
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}-", suffix=".part", dir=dest.parent)
-    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(entry.url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-        entry.check(tmp)
-        os.replace(tmp, dest)
+        with atomic_write(dest, suffix=".part") as tmp:  # deleted on any error, renamed into place once checked
+            with open(tmp, "wb") as out, urllib.request.urlopen(entry.url, timeout=timeout) as response:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+            entry.check(tmp)
     except OSError as e:  # URLError, timeouts, refused connections
         raise DownloadError(
             f"cannot download {entry.url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL "
             f"elsewhere and put the file {entry.fname} in the folder {dest.parent}"
         ) from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fetch_weights(
