@@ -54,6 +54,7 @@ from lamina.callbacks.schedule import (
 )
 from lamina.callbacks.tracker import (
     EarlyStoppingCallback,
+    PatienceCallback,
     ReduceLROnPlateau,
     SaveModelCallback,
     TerminateOnNaNCallback,
@@ -84,6 +85,7 @@ __all__ = [
     "MixedPrecision",
     "MixingCallback",
     "ParamScheduler",
+    "PatienceCallback",
     "ProgressCallback",
     "ReduceLROnPlateau",
     "SaveModelCallback",

@@ -15,6 +15,7 @@ from lamina.learner.callback import Callback, CancelFitException
 
 __all__ = [
     "EarlyStoppingCallback",
+    "PatienceCallback",
     "ReduceLROnPlateau",
     "SaveModelCallback",
     "TerminateOnNaNCallback",
@@ -108,7 +109,38 @@ class TrackerCallback(Callback):
             self.best, self.best_epoch = value, self.learn.epoch
 
 
-class EarlyStoppingCallback(TrackerCallback):
+class PatienceCallback(TrackerCallback):
+    """A tracker that acts after ``patience`` epochs without improvement: counts them in ``wait`` and calls
+    ``out_of_patience`` (which subclasses implement).
+
+    Examples:
+        >>> issubclass(EarlyStoppingCallback, PatienceCallback), issubclass(ReduceLROnPlateau, PatienceCallback)
+        (True, True)
+    """
+
+    def __init__(
+        self, monitor: str, comp: str | None, min_delta: float, patience: int, reset_on_fit: bool = True
+    ) -> None:
+        super().__init__(monitor, comp, min_delta, reset_on_fit)
+        self.patience = _check_patience(patience)
+        self.wait = 0
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        self.wait = 0
+
+    def after_epoch(self) -> None:
+        super().after_epoch()
+        self.wait = 0 if self.new_best else self.wait + 1
+        if self.wait >= self.patience:
+            self.out_of_patience()
+
+    def out_of_patience(self) -> None:
+        """What to do after ``patience`` epochs without improvement."""
+        raise NotImplementedError
+
+
+class EarlyStoppingCallback(PatienceCallback):
     """Stop training (``CancelFitException``) when ``monitor`` has not improved for ``patience`` epochs.
 
     Args:
@@ -133,20 +165,11 @@ class EarlyStoppingCallback(TrackerCallback):
         patience: int = 1,
         reset_on_fit: bool = True,
     ) -> None:
-        super().__init__(monitor, comp, min_delta, reset_on_fit)
-        self.patience = _check_patience(patience)
-        self.wait = 0
+        super().__init__(monitor, comp, min_delta, patience, reset_on_fit)
 
-    def before_fit(self) -> None:
-        super().before_fit()
-        self.wait = 0
-
-    def after_epoch(self) -> None:
-        super().after_epoch()
-        self.wait = 0 if self.new_best else self.wait + 1
-        if self.wait >= self.patience:
-            self.learn.logger(f"No improvement of {self.monitor} since epoch {self.best_epoch}: stopping early.")
-            raise CancelFitException()
+    def out_of_patience(self) -> None:
+        self.learn.logger(f"No improvement of {self.monitor} since epoch {self.best_epoch}: stopping early.")
+        raise CancelFitException()
 
 
 class SaveModelCallback(TrackerCallback):
@@ -212,7 +235,7 @@ class SaveModelCallback(TrackerCallback):
             self.learn.load(self.fname, with_opt=self.with_opt)
 
 
-class ReduceLROnPlateau(TrackerCallback):
+class ReduceLROnPlateau(PatienceCallback):
     """Divide the learning rate of every parameter group by ``factor`` (not below ``min_lr``) when ``monitor`` has
     not improved for ``patience`` epochs.
 
@@ -242,23 +265,14 @@ class ReduceLROnPlateau(TrackerCallback):
         min_lr: float = 0.0,
         reset_on_fit: bool = True,
     ) -> None:
-        super().__init__(monitor, comp, min_delta, reset_on_fit)
+        super().__init__(monitor, comp, min_delta, patience, reset_on_fit)
         if not factor > 1:
             raise ValueError(f"factor divides the lr, so it must be > 1, got {factor} (to divide by 10, pass 10)")
         if not min_lr >= 0:
             raise ValueError(f"min_lr must be >= 0, got {min_lr}")
-        self.patience, self.factor, self.min_lr = _check_patience(patience), float(factor), float(min_lr)
-        self.wait = 0
+        self.factor, self.min_lr = float(factor), float(min_lr)
 
-    def before_fit(self) -> None:
-        super().before_fit()
-        self.wait = 0
-
-    def after_epoch(self) -> None:
-        super().after_epoch()
-        self.wait = 0 if self.new_best else self.wait + 1
-        if self.wait < self.patience:
-            return
+    def out_of_patience(self) -> None:
         self.wait = 0
         opt = self.learn.opt
         assert opt is not None
