@@ -14,6 +14,14 @@ def mnist() -> dict[str, np.ndarray]:
     return mnist_sample_arrays()
 
 
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """The MNIST sample as PNG folders (``train|valid/<digit>/*.png``), written once per test session; read only."""
+    from lamina.datasets import mnist_sample
+
+    return mnist_sample(tmp_path_factory.mktemp("cache"))
+
+
 def assert_png(path: Path, min_bytes: int = 2000) -> None:
     """The file is a PNG with real content (not an empty figure)."""
     data = path.read_bytes()

@@ -25,12 +25,6 @@ from lamina.vision import PILImageBW
 
 
 @pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    """The MNIST sample written once per test session."""
-    return mnist_sample(tmp_path_factory.mktemp("cache"))
-
-
-@pytest.fixture(scope="session")
 def solar_root(tmp_path_factory) -> Path:
     """The solar cells written once per test session."""
     return solar_cells(tmp_path_factory.mktemp("cache"))

@@ -17,7 +17,6 @@ from sklearn.metrics import precision_recall_fscore_support
 from torch import nn
 
 from lamina.data import Normalize, imagenet_stats
-from lamina.datasets import mnist_sample
 from lamina.learner.learner import Learner
 from lamina.learner.losses import CrossEntropyLossFlat
 from lamina.vision import ImageDataLoaders, SegmentationDataLoaders
@@ -29,11 +28,6 @@ from lamina.vision.interpret import (
 )
 from tests.conftest import assert_png
 from tests.vision.test_vision_data import digit_masks, mask_of
-
-
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory) -> Path:
-    return mnist_sample(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from lamina.data import DataBlock, Normalize, RegressionBlock, imagenet_stats
-from lamina.datasets import SOLAR_CELL_LABELS, mnist_sample, solar_cells
+from lamina.datasets import SOLAR_CELL_LABELS, solar_cells
 from lamina.vision import (
     BBoxBlock,
     BBoxLblBlock,
@@ -26,11 +26,6 @@ from lamina.vision import (
 )
 from tests.conftest import assert_png
 from tests.vision.test_vision_data import Lookup, centre_of_mass, digit_masks, digit_scenes, mask_of, pixels
-
-
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory) -> Path:
-    return mnist_sample(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image
 from lamina.core.tensors import TensorBBox, TensorImage, TensorMask, TensorMultiCategory, TensorPoint
 from lamina.core.transform import TransformError
 from lamina.data import DataBlock, Normalize, RegressionBlock
-from lamina.datasets import SOLAR_CELL_LABELS, mnist_sample, solar_cells
+from lamina.datasets import SOLAR_CELL_LABELS, solar_cells
 from lamina.vision import (
     BBoxBlock,
     BBoxLblBlock,
@@ -26,11 +26,6 @@ from lamina.vision import (
     Resize,
     SegmentationDataLoaders,
 )
-
-
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory) -> Path:
-    return mnist_sample(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
