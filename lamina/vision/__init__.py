@@ -40,11 +40,9 @@ from lamina.vision.data import (
     BoxLabels,
     CheckMaskSize,
     ImageBlock,
-    ImageDataLoaders,
     MaskBlock,
     PadBoxes,
     PointBlock,
-    SegmentationDataLoaders,
     SetImageSize,
 )
 from lamina.vision.export import (
@@ -52,6 +50,7 @@ from lamina.vision.export import (
     inference_dataloaders,
     rebuild_vision,
 )
+from lamina.vision.factories import ImageDataLoaders, SegmentationDataLoaders
 from lamina.vision.interpret import (
     ClassificationInterpretation,
     Interpretation,

@@ -176,7 +176,7 @@ def _loader(learn: Any, ds_idx: int, dl: Any) -> Any:
 
 
 def _predict(learn: Any, xb: Sequence[Tensor]) -> Tensor:
-    """The model's decoded predictions (the loss's ``activation`` then ``decodes``) for inputs ``xb``, on the CPU."""
+    """The model's decoded predictions (the loss's ``decodes`` of the raw outputs) for inputs ``xb``, on the CPU."""
     from lamina.core.tensors import as_plain
 
     model = learn.model
@@ -190,8 +190,9 @@ def _predict(learn: Any, xb: Sequence[Tensor]) -> Tensor:
         model.train(was_training)
     act = getattr(learn.loss_func, "activation", None)
     decodes = getattr(learn.loss_func, "decodes", None)
-    probs = act(raw) if act is not None else raw
-    return (decodes(probs) if decodes is not None else probs).detach().cpu()
+    if decodes is not None:  # a loss's decodes takes the raw outputs (BCEWithLogitsLossFlat applies its own sigmoid)
+        return decodes(raw).detach().cpu()
+    return (act(raw) if act is not None else raw).detach().cpu()
 
 
 def _typed_like(pred: Tensor, target: Tensor) -> Tensor:
@@ -381,6 +382,30 @@ class Interpretation:
             learn: a trained Learner.
             ds_idx: which loader (0 training, 1 validation).
             dl: a loader to use instead; it must not shuffle or drop items, so indices match its dataset.
+
+        Examples:
+            >>> import tempfile
+            >>> from pathlib import Path
+            >>> from PIL import Image
+            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.learner import Learner
+            >>> from lamina.vision import ImageDataLoaders
+            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> for split in ("train", "valid"):  # three real digits per class and split: <split>/<digit>/<index>.png
+            ...     for d in (3, 7):
+            ...         (Path(tmp.name) / split / str(d)).mkdir(parents=True)
+            ...         for i in np.flatnonzero(mnist[f"y_{split}"] == d)[:3]:
+            ...             Image.fromarray(mnist[f"x_{split}"][i]).save(Path(tmp.name) / split / str(d) / f"{i}.png")
+            >>> _ = torch.manual_seed(0)
+            >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 2))  # untrained
+            >>> learn = Learner(ImageDataLoaders.from_folder(tmp.name, bs=6), model, show_progress=False, logger=None)
+            >>> interp = Interpretation.from_learner(learn)
+            >>> len(interp.targets), tuple(interp.preds.shape)  # the 6 validation digits, 2 class probabilities each
+            (6, (6, 2))
+            >>> expected = torch.nn.functional.cross_entropy(interp.preds.log(), interp.targets, reduction="none")
+            >>> torch.allclose(interp.losses, expected, atol=1e-5)  # one loss per item
+            True
+            >>> tmp.cleanup()
         """
         dl = _loader(learn, ds_idx, dl)
         if getattr(dl, "shuffle", False) or getattr(dl, "drop_last", False):
@@ -442,15 +467,52 @@ class ClassificationInterpretation(Interpretation):
             raise ValueError(f"the model predicts {n} classes but the vocab has {len(self.vocab)}: {self.vocab}")
 
     def confusion_matrix(self) -> np.ndarray:
-        """Counts of items per (actual, predicted) class, rows actual and columns predicted, in vocab order."""
+        """Counts of items per (actual, predicted) class, rows actual and columns predicted, in vocab order.
+
+        Examples:
+            >>> probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.1, .6, .3], [.5, .2, .3], [.1, .2, .7]])
+            >>> targets, losses = torch.tensor([0, 1, 2, 2, 2]), torch.zeros(5)  # five items, three classes
+            >>> preds = probs.argmax(1)
+            >>> interp = ClassificationInterpretation(None, None, probs, targets, preds, losses, vocab=list("abc"))
+            >>> interp.confusion_matrix().tolist()  # row "c": one right, one taken for "a", one for "b"
+            [[1, 0, 0], [0, 1, 0], [1, 1, 1]]
+        """
         return confusion_matrix(self.targets.numpy(), self.decoded.numpy(), len(self.vocab))
 
     def most_confused(self, min_val: int = 1) -> list[tuple[Any, Any, int]]:
-        """``(actual, predicted, count)`` for every mistake made at least ``min_val`` times, most frequent first."""
+        """``(actual, predicted, count)`` for every mistake made at least ``min_val`` times, most frequent first.
+
+        Examples:
+            >>> probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.1, .6, .3], [.5, .2, .3], [.1, .2, .7]])
+            >>> targets, losses = torch.tensor([0, 1, 2, 2, 2]), torch.zeros(5)  # five items, three classes
+            >>> preds = probs.argmax(1)
+            >>> interp = ClassificationInterpretation(None, None, probs, targets, preds, losses, vocab=list("abc"))
+            >>> interp.most_confused()
+            [('c', 'a', 1), ('c', 'b', 1)]
+            >>> interp.most_confused(min_val=2)
+            []
+        """
         return most_confused_pairs(self.confusion_matrix(), self.vocab, min_val)
 
     def print_classification_report(self, digits: int = 2) -> str:
-        """Print precision, recall, F1 and support per class (and averages), and return the same text."""
+        """Print precision, recall, F1 and support per class (and averages), and return the same text.
+
+        Examples:
+            >>> probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.1, .6, .3], [.5, .2, .3], [.1, .2, .7]])
+            >>> targets, losses = torch.tensor([0, 1, 2, 2, 2]), torch.zeros(5)  # five items, three classes
+            >>> preds = probs.argmax(1)
+            >>> interp = ClassificationInterpretation(None, None, probs, targets, preds, losses, vocab=list("abc"))
+            >>> report = interp.print_classification_report()
+                         precision recall f1-score support
+            a                 0.50   1.00     0.67       1
+            b                 0.50   1.00     0.67       1
+            c                 1.00   0.33     0.50       3
+            accuracy                          0.60       5
+            macro avg         0.67   0.78     0.61       5
+            weighted avg      0.80   0.60     0.57       5
+            >>> report.splitlines()[3].split()
+            ['c', '1.00', '0.33', '0.50', '3']
+        """
         report = format_classification_report(self.confusion_matrix(), self.vocab, digits)
         print(report)
         return report
@@ -471,6 +533,17 @@ class ClassificationInterpretation(Interpretation):
             cmap: matplotlib colour map.
             figsize: figure size.
             digits: decimals of normalized values.
+
+        Examples:
+            >>> probs = torch.tensor([[.8, .1, .1], [.2, .7, .1], [.1, .6, .3], [.5, .2, .3], [.1, .2, .7]])
+            >>> targets, losses = torch.tensor([0, 1, 2, 2, 2]), torch.zeros(5)  # five items, three classes
+            >>> preds = probs.argmax(1)
+            >>> interp = ClassificationInterpretation(None, None, probs, targets, preds, losses, vocab=list("abc"))
+            >>> fig = interp.plot_confusion_matrix()
+            >>> [t.get_text() for t in fig.axes[0].texts]  # the counts, row by row
+            ['1', '0', '0', '0', '1', '0', '1', '1', '1']
+            >>> [t.get_text() for t in interp.plot_confusion_matrix(normalize=True).axes[0].texts][6:]  # rows sum to 1
+            ['0.33', '0.33', '0.33']
         """
         import matplotlib.pyplot as plt
 
@@ -506,6 +579,32 @@ class ClassificationInterpretation(Interpretation):
             nrows: grid rows.
             figsize: figure size.
             largest: the smallest losses instead when False.
+
+        Examples:
+            >>> import tempfile
+            >>> from pathlib import Path
+            >>> from PIL import Image
+            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.learner import Learner
+            >>> from lamina.vision import ImageDataLoaders
+            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> for split in ("train", "valid"):  # three real digits per class and split: <split>/<digit>/<index>.png
+            ...     for d in (3, 7):
+            ...         (Path(tmp.name) / split / str(d)).mkdir(parents=True)
+            ...         for i in np.flatnonzero(mnist[f"y_{split}"] == d)[:3]:
+            ...             Image.fromarray(mnist[f"x_{split}"][i]).save(Path(tmp.name) / split / str(d) / f"{i}.png")
+            >>> _ = torch.manual_seed(0)
+            >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 2))  # untrained
+            >>> learn = Learner(ImageDataLoaders.from_folder(tmp.name, bs=6), model, show_progress=False, logger=None)
+            >>> interp = ClassificationInterpretation.from_learner(learn)
+            >>> fig = interp.plot_top_losses(4, nrows=2)
+            >>> losses, idxs = interp.top_losses(4)
+            >>> titles = [ax.get_title().split("/") for ax in fig.axes]  # prediction/actual/loss/probability
+            >>> [t[1] for t in titles] == [interp.dl.dataset.items[i].parent.name for i in idxs.tolist()]
+            True
+            >>> [float(t[2]) for t in titles] == [round(v, 2) for v in losses.tolist()]
+            True
+            >>> tmp.cleanup()
         """
         losses, idxs = self.top_losses(k, largest)
         items = self._decoded_items(idxs)
@@ -559,17 +658,60 @@ class SegmentationInterpretation(Interpretation):
             learn: a trained Learner.
             ds_idx: which loader (0 training, 1 validation).
             dl: a loader to use instead (unshuffled).
+
+        Examples:
+            >>> import tempfile
+            >>> from pathlib import Path
+            >>> from PIL import Image
+            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.learner import Learner
+            >>> from lamina.learner.losses import CrossEntropyLossFlat
+            >>> from lamina.vision import SegmentationDataLoaders
+            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> for k in range(8):  # eight real digits, each with its mask: the pixels above 127 are code 1
+            ...     Image.fromarray(mnist["x_train"][k]).save(Path(tmp.name) / f"{k}.png")
+            ...     Image.fromarray((mnist["x_train"][k] > 127).astype(np.uint8)).save(Path(tmp.name) / f"{k}_mask.png")
+            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, [f"{k}.png" for k in range(8)],
+            ...     lambda p: p.with_name(f"{p.stem}_mask.png"), codes=["background", "digit"], valid_pct=0.25, bs=4)
+            >>> _ = torch.manual_seed(0)
+            >>> model = torch.nn.Conv2d(3, 2, 1)  # untrained: one pixel-wise linear map
+            >>> learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1), show_progress=False, logger=None)
+            >>> interp = SegmentationInterpretation.from_learner(learn)
+            >>> interp.codes, tuple(interp.targets.shape), interp.targets.dtype  # masks kept small, no probabilities
+            (['background', 'digit'], (2, 28, 28), torch.uint8)
+            >>> int(interp.confusion_matrix().sum()) == 2 * 28 * 28
+            True
+            >>> tmp.cleanup()
         """
         interp = Interpretation.from_learner(learn, ds_idx, dl)
         codes = getattr(interp.dl.one_batch()[interp.dl.n_inp], "codes", None) if interp.dl is not None else None
         return cls(learn, interp.dl, interp.preds, interp.targets, interp.decoded, interp.losses, codes=codes)
 
     def confusion_matrix(self) -> np.ndarray:
-        """Pixel counts per (actual, predicted) code, rows actual and columns predicted."""
+        """Pixel counts per (actual, predicted) code, rows actual and columns predicted.
+
+        Examples:
+            >>> targets = torch.tensor([[[0, 0, 1, 1]], [[0, 1, 1, 1]]])
+            >>> decoded = torch.tensor([[[0, 1, 1, 1]], [[0, 0, 1, 1]]])
+            >>> interp = SegmentationInterpretation(None, None, None, targets, decoded, torch.zeros(2),
+            ...                                     codes=["bg", "digit"])
+            >>> interp.confusion_matrix().tolist()  # pixels: rows actual, columns predicted
+            [[2, 1], [1, 4]]
+        """
         return confusion_matrix(self.targets.numpy(), self.decoded.numpy(), len(self.codes))
 
     def per_class_scores(self) -> Any:
-        """A table (pandas DataFrame), one row per code: ``iou``, ``dice`` and ``pixels`` (actual pixel count)."""
+        """A table (pandas DataFrame), one row per code: ``iou``, ``dice`` and ``pixels`` (actual pixel count).
+
+        Examples:
+            >>> targets = torch.tensor([[[0, 0, 1, 1]], [[0, 1, 1, 1]]])
+            >>> decoded = torch.tensor([[[0, 1, 1, 1]], [[0, 0, 1, 1]]])
+            >>> interp = SegmentationInterpretation(None, None, None, targets, decoded, torch.zeros(2),
+            ...                                     codes=["bg", "digit"])
+            >>> scores = interp.per_class_scores()
+            >>> scores.round(3).to_dict("index")
+            {'bg': {'iou': 0.5, 'dice': 0.667, 'pixels': 3}, 'digit': {'iou': 0.667, 'dice': 0.8, 'pixels': 5}}
+        """
         import pandas as pd
 
         cm = self.confusion_matrix()
@@ -583,6 +725,31 @@ class SegmentationInterpretation(Interpretation):
             k: number of items.
             figsize: figure size.
             largest: the smallest losses instead when False.
+
+        Examples:
+            >>> import tempfile
+            >>> from pathlib import Path
+            >>> from PIL import Image
+            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.learner import Learner
+            >>> from lamina.learner.losses import CrossEntropyLossFlat
+            >>> from lamina.vision import SegmentationDataLoaders
+            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> for k in range(8):  # eight real digits, each with its mask: the pixels above 127 are code 1
+            ...     Image.fromarray(mnist["x_train"][k]).save(Path(tmp.name) / f"{k}.png")
+            ...     Image.fromarray((mnist["x_train"][k] > 127).astype(np.uint8)).save(Path(tmp.name) / f"{k}_mask.png")
+            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, [f"{k}.png" for k in range(8)],
+            ...     lambda p: p.with_name(f"{p.stem}_mask.png"), codes=["background", "digit"], valid_pct=0.25, bs=4)
+            >>> _ = torch.manual_seed(0)
+            >>> model = torch.nn.Conv2d(3, 2, 1)  # untrained: one pixel-wise linear map
+            >>> learn = Learner(dls, model, loss_func=CrossEntropyLossFlat(axis=1), show_progress=False, logger=None)
+            >>> interp = SegmentationInterpretation.from_learner(learn)
+            >>> fig = interp.plot_top_losses(2)  # one row per item: image, target mask, predicted mask
+            >>> len(fig.axes), [ax.get_title() for ax in fig.axes[1:3]]
+            (6, ['target', 'prediction'])
+            >>> fig.axes[0].get_title() == f"loss {float(interp.top_losses(1)[0]):.3f}"
+            True
+            >>> tmp.cleanup()
         """
         losses, idxs = self.top_losses(k, largest)
         targets, preds = self._decoded_items(idxs), self._decoded_items(idxs, with_pred=True)
