@@ -183,6 +183,22 @@ class Transform:
                 return tuple([self._apply_one(self._encodes_td, o) for o in x])
             return self._apply_one(self._encodes_td, x)
 
+    def is_random(self, split_idx: int | None = None) -> bool:
+        """Whether the same input may give a different output on split ``split_idx`` (a random augmentation).
+
+        Loaders cache the items of deterministic pipelines (see :mod:`lamina.data.cache`). By convention a
+        training-only transform (``split_idx=0``) is an augmentation, so it counts as random on the training split,
+        and a transform built from a plain function counts as random (nothing is known about it). A subclass that
+        draws random numbers on every split, or that is deterministic although training-only, overrides this.
+
+        Examples:
+            >>> Transform(split_idx=0).is_random(0), Transform(split_idx=0).is_random(1), Transform().is_random(0)
+            (True, False, False)
+        """
+        if self.enc is not None:
+            return True
+        return self.split_idx == 0 and split_idx != 1
+
     def decode(self, x: Any, split_idx: int | None = None) -> Any:
         """Undo this transform on ``x`` (elements with no ``decodes`` pass through)."""
         if split_idx is not None and self.split_idx is not None and split_idx != self.split_idx:

@@ -7,7 +7,9 @@ Because the randomness belongs to the batch and not to the worker, the same ``se
 or N workers. The main process moves the batch to ``device`` and applies ``after_batch`` there (GPU augmentation).
 
 Data that is already tensors (a tensor, a tuple of tensors, a :class:`TensorSource` or any object with
-``get_batch(indices)``) with no item transforms is batched by slicing, never item by item.
+``get_batch(indices)``) with no item transforms is batched by slicing, never item by item. Items whose transforms
+are deterministic (decoding, labelling, a fixed resize) are kept after their first full epoch and later epochs
+slice them too: see :mod:`lamina.data.cache`.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from torch import Tensor
 
 from lamina.core.show import get_grid
 from lamina.core.tensors import TensorBase, adopt_type, retype
-from lamina.core.transform import Pipeline, TransformError, show_any
+from lamina.core.transform import Pipeline, Transform, TransformError, show_any
 from lamina.core.utils import describe_item, to_device
+from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
 
 __all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate"]
 
@@ -133,8 +136,9 @@ class TensorSource:
         return tuple(t[i] for t in self.tensors)
 
     def get_batch(self, idx: Any) -> tuple[Tensor, ...]:
-        """The rows ``idx`` (a slice or a tensor of indices) of every tensor."""
-        return tuple(t[idx] for t in self.tensors)
+        """The rows ``idx`` (a slice or a tensor of indices) of every tensor, as new tensors (not views, so batch
+        transforms that work in place cannot change the source)."""
+        return tuple(t[idx].clone() if isinstance(idx, slice) else t[idx] for t in self.tensors)
 
 
 @contextmanager
@@ -233,6 +237,10 @@ class DataLoader:
         collate_fn: turns a list of items into a batch (default :func:`collate`).
         persistent_workers: keep worker processes alive between epochs.
         do_setup: learn the state of ``after_item``/``after_batch`` transforms from this loader's data.
+        cache: keep the items (before ``after_batch``) after the first full epoch and slice them in later epochs:
+            ``"auto"`` when the item transforms are provably deterministic and the items take at most
+            :data:`~lamina.data.cache.AUTO_CACHE_BYTES`; ``True`` always (an error if a transform is random);
+            ``False`` never. See :mod:`lamina.data.cache`.
 
     Examples:
         >>> dl = DataLoader((torch.arange(10.0), torch.arange(10)), bs=4, shuffle=True, seed=0)
@@ -256,6 +264,7 @@ class DataLoader:
         collate_fn: Callable[[list[Any]], Any] = collate,
         persistent_workers: bool = False,
         do_setup: bool = True,
+        cache: bool | str = "auto",
     ) -> None:
         if isinstance(dataset, Tensor):
             dataset = TensorSource(dataset)
@@ -272,11 +281,14 @@ class DataLoader:
             )
         self._args = dict(
             bs=bs, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
-            seed=seed, collate_fn=collate_fn, persistent_workers=persistent_workers,
+            seed=seed, collate_fn=collate_fn, persistent_workers=persistent_workers, cache=cache,
         )  # fmt: skip
+        if cache not in (True, False, "auto"):
+            raise ValueError(f'cache must be True, False or "auto", got {cache!r}')
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, bs, shuffle, drop_last
         self.num_workers, self.pin_memory, self.seed, self.collate_fn = num_workers, pin_memory, seed, collate_fn
-        self.persistent_workers = persistent_workers
+        self.persistent_workers, self.cache = persistent_workers, cache
+        self._cached: ItemCache | None = None
         self.device = torch.device(device) if device is not None else None
         split_idx = getattr(dataset, "split_idx", None)
         self.after_item = _as_pipeline(after_item, split_idx)
@@ -292,8 +304,32 @@ class DataLoader:
 
     @property
     def fast(self) -> bool:
-        """True when batches are made by slicing tensors rather than item by item."""
+        """True when batches are made by slicing tensors (or cached items) rather than item by item."""
+        if self._cached is not None:
+            return True
         return hasattr(self.dataset, "get_batch") and not len(self.after_item) and not len(self.before_batch)
+
+    @property
+    def cached(self) -> bool:
+        """True once the items are cached and epochs slice them (see ``cache``)."""
+        return self._cached is not None
+
+    def _new_cache(self) -> ItemCache | None:
+        """An empty cache to fill during this epoch, or ``None`` when this loader does not cache."""
+        if self.cache is False or self.fast:
+            return None
+        step = random_step(self.dataset, [self.after_item], self.after_item.split_idx)
+        if self.cache == "auto":
+            if step is not None or len(self.before_batch):
+                return None
+            return ItemCache(len(self.dataset), AUTO_CACHE_BYTES)
+        if isinstance(step, Transform) or len(self.before_batch):
+            why = f"`{step.name}` is random on this split" if isinstance(step, Transform) else "it has a before_batch"
+            raise ValueError(
+                f"cache=True: this loader's items change from epoch to epoch ({why}); use cache=False, or move "
+                "random augmentation to batch_tfms (after_batch runs after the cache)"
+            )
+        return ItemCache(len(self.dataset))
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -331,6 +367,8 @@ class DataLoader:
 
     def _fetch(self, desc: tuple[Any, int | None]) -> Any:
         idx, seed = desc
+        if self._cached is not None:
+            return self._cached.get_batch(idx)
         if self.fast:
             return self.dataset.get_batch(idx)
         with _seeded(seed):
@@ -358,9 +396,20 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Any]:
         descs = self._descriptions(advance=True)
-        if self.num_workers == 0 and not self.pin_memory:
+        filling = self._new_cache()
+        for desc, b in zip(descs, self._raw_batches(descs)):
+            if filling is not None and not filling.add(desc[0], b):
+                filling = None  # over the memory budget
+            yield self._finish(b)
+        if filling is not None:  # a full epoch went by: later epochs slice the cache
+            filling.finish(lambda missing: self._fetch((missing, None)))
+            self._cached = filling
+
+    def _raw_batches(self, descs: list[tuple[Any, int | None]]) -> Iterator[Any]:
+        """The batches of ``descs`` in order, before ``after_batch`` (made here or in the workers)."""
+        if (self.num_workers == 0 and not self.pin_memory) or self._cached is not None:
             for desc in descs:
-                yield self._finish(self._fetch(desc))
+                yield self._fetch(desc)
             return
         self._sampler.descs = descs
         it = iter(self._torch_loader())
@@ -374,7 +423,7 @@ class DataLoader:
                 # now rather than when the caller drops the exception (which costs seconds)
                 del it
                 raise e.with_traceback(None) from None
-            yield self._finish(_unpack(*b))
+            yield _unpack(*b)
 
     def one_batch(self) -> Any:
         """The first batch of an epoch, made in this process without starting workers."""
@@ -392,7 +441,10 @@ class DataLoader:
             before_batch=self.before_batch.fs, after_batch=self.after_batch.fs, do_setup=False,
         )  # fmt: skip
         args.update(changes)
-        return type(self)(**args)
+        dl = type(self)(**args)
+        if not {"dataset", "after_item", "before_batch", "cache"} & changes.keys() and args["cache"] is not False:
+            dl._cached = self._cached  # the same items: share the cache
+        return dl
 
     def decode(self, b: Any) -> Any:
         """Undo ``after_batch`` on a batch."""
@@ -576,7 +628,7 @@ class DataLoaders:
                 f"test_dl needs a dataset with `new(items)` (e.g. Datasets), got {type(base.dataset).__name__}"
             )
         ds = base.dataset.new(items, with_labels=with_labels)
-        return base.new(dataset=ds, shuffle=False, drop_last=False, **kwargs)
+        return base.new(dataset=ds, shuffle=False, drop_last=False, **{"cache": False, **kwargs})
 
     def __repr__(self) -> str:
         return f"DataLoaders({', '.join(repr(dl) for dl in self.loaders)})"

@@ -277,6 +277,10 @@ class Resize(_WindowTransform):
         self.method = _check_choice(method, RESIZE_METHODS, "method")
         self.pad_mode = _check_choice(pad_mode, PAD_MODES, "pad_mode")
 
+    def is_random(self, split_idx: int | None = None) -> bool:
+        """Cropping picks a random position in training (the centre in validation); squish and pad never draw."""
+        return self.method == "crop" and split_idx != 1
+
     def window(self, h: int, w: int, train: bool) -> Window:
         if self.method == "squish":
             return 0, 0, h, w
@@ -309,6 +313,10 @@ class RandomResizedCrop(_WindowTransform):
         if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
             raise ValueError(f"ratio must be (low, high) with 0 < low <= high, got {ratio!r}")
         self.size, self.size_, self.min_scale, self.ratio = size, _pair(size), min_scale, tuple(ratio)
+
+    def is_random(self, split_idx: int | None = None) -> bool:
+        """Random everywhere but validation (``split_idx=1``)."""
+        return split_idx != 1
 
     def window(self, h: int, w: int, train: bool) -> Window:
         if train:
@@ -362,6 +370,10 @@ class RandomCrop(_WindowTransform):
         super().__init__()
         self.size, self.size_ = size, _pair(size)
         self.pad_mode = _check_choice(pad_mode, PAD_MODES, "pad_mode")
+
+    def is_random(self, split_idx: int | None = None) -> bool:
+        """Random everywhere but validation (``split_idx=1``)."""
+        return split_idx != 1
 
     def window(self, h: int, w: int, train: bool) -> Window:
         return _place(h, w, *self.size_, random=train)

@@ -154,3 +154,9 @@ def test_bad_arguments_name_the_value_and_the_fix():
 def test_clip_boxes_zeroes_only_boxes_that_leave_the_image():
     boxes = torch.tensor([[-5.0, -5.0, 3.0, 3.0], [12.0, 0.0, 15.0, 3.0], [0.0, 0.0, 0.0, 0.0]])
     assert clip_boxes(boxes, (10, 10)).tolist() == [[0.0, 0.0, 3.0, 3.0], [0.0] * 4, [0.0] * 4]
+
+
+def test_vision_item_transforms_say_when_they_draw_random_numbers():
+    assert Resize(8).is_random(0) and not Resize(8).is_random(1) and not Resize(8, "squish").is_random(0)
+    assert RandomResizedCrop(8).is_random(0) and not RandomResizedCrop(8).is_random(1)
+    assert RandomCrop(8).is_random(None) and not CropPad(8).is_random(0)
