@@ -579,7 +579,7 @@ class Learner:
         out += [preds, gather.targets]
         if with_decoded:
             decodes = getattr(self.loss_func, "decodes", None)
-            out.append(decodes(preds) if decodes is not None else preds)
+            out.append(decodes(gather.preds) if decodes is not None else preds)  # decodes takes raw outputs
         if with_loss:
             out.append(gather.losses)
         return tuple(out)

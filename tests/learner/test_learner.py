@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from lamina.learner import (
+    BCEWithLogitsLossFlat,
     Callback,
     CancelBatchException,
     CancelFitException,
@@ -223,6 +224,19 @@ def test_get_preds_streams_activated_predictions_and_decodes(mnist):
     assert torch.allclose(losses, expected, atol=1e-4)
     preds_only = learn.get_preds()
     assert len(preds_only) == 2  # inputs are not kept unless asked
+
+
+def test_get_preds_decodes_raw_outputs_so_multi_label_thresholds_the_probabilities(mnist):
+    from lamina.data import DataLoader, DataLoaders
+    from tests.conftest import mnist_tensors
+
+    xt, yt, xv, yv = mnist_tensors(mnist, 64, 100)
+    onehot = [nn.functional.one_hot(y, 10).float() for y in (yt, yv)]
+    dls = DataLoaders(DataLoader((xt, onehot[0]), bs=32), DataLoader((xv, onehot[1]), bs=50))
+    learn = quiet_learner(dls, loss_func=BCEWithLogitsLossFlat())
+    _, preds, _, dec = learn.get_preds(with_input=True, with_decoded=True)
+    assert torch.equal(dec, preds > 0.5)  # not sigmoid(sigmoid(x)) > 0.5, which is always True
+    assert 0 < dec.float().mean() < 1
 
 
 def test_save_and_load_round_trip_model_and_optimizer(mnist, tmp_path):
