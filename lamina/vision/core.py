@@ -106,8 +106,8 @@ class LoadImage(Transform):
         >>> import tempfile
         >>> path = Path(tempfile.mkdtemp()) / "grey.png"
         >>> Image.new("L", (6, 4), 9).save(path)
-        >>> LoadImage()(path)
-        PILImage mode=RGB size=6x4
+        >>> LoadImage()(path).to_tensor().shape  # a colour image: the grey plane on 3 channels
+        torch.Size([3, 4, 6])
         >>> LoadImage(PILImageBW)(str(path)).to_tensor().shape
         torch.Size([1, 4, 6])
     """

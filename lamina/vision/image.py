@@ -336,20 +336,25 @@ class PILBase:
 
 
 class PILImage(PILBase):
-    """A colour image in mode ``RGB``; :meth:`to_tensor` gives a ``TensorImage`` uint8 ``3 x H x W``.
+    """A colour image; :meth:`to_tensor` gives a ``TensorImage`` uint8 ``3 x H x W``.
+
+    A colour source is held in mode ``RGB``. A grey source stays in mode ``L`` until :meth:`to_tensor` repeats it on
+    the three channels: resizing and cropping then touch a third of the bytes, with the same result (they work on
+    each channel alone).
 
     Examples:
         >>> img = PILImage.create(np.full((2, 3), 7, dtype=np.uint8))  # grey is repeated on 3 channels
         >>> img, img.to_tensor().shape, img.to_tensor()[:, 0, 0].tolist()
-        (PILImage mode=RGB size=3x2, torch.Size([3, 2, 3]), [7, 7, 7])
+        (PILImage mode=L size=3x2, torch.Size([3, 2, 3]), [7, 7, 7])
     """
 
-    modes: ClassVar[tuple[str, ...]] = ("RGB",)
+    modes: ClassVar[tuple[str, ...]] = ("RGB", "L")
     draft_mode: ClassVar[str | None] = "RGB"
 
     @classmethod
     def _convert(cls, im: Image.Image) -> Image.Image:
-        return to_colour_mode(im, "RGB")
+        grey = to_colour_mode(im, "L") if im.mode in ("L", *_HIGH_DEPTH) else None
+        return grey if grey is not None else to_colour_mode(im, "RGB")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -359,7 +364,10 @@ class PILImage(PILBase):
 
     def to_tensor(self) -> TensorImage:
         """The image as a ``TensorImage`` of uint8, ``3 x H x W``."""
-        return TensorImage(torch.from_numpy(self._array()).permute(2, 0, 1).contiguous())
+        t = torch.from_numpy(self._array())
+        if t.ndim == 2:  # a grey source: the same plane on the three channels
+            return TensorImage(t[None].expand(3, -1, -1).contiguous())
+        return TensorImage(t.permute(2, 0, 1).contiguous())
 
 
 class PILImageBW(PILBase):

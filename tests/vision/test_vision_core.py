@@ -52,6 +52,17 @@ def test_every_source_gives_the_same_image(tmp_path, mnist):
     assert np.array_equal(np.asarray(floats.image), digit)
 
 
+def test_a_grey_source_resized_as_a_colour_image_equals_the_converted_one_resized(solar_png):
+    from lamina.vision.transforms import Resize
+
+    grey = PILImage.create(solar_png)
+    assert grey.image.mode == "L" and grey.shape == (3, 300, 300)
+    via_rgb = PILImage(Image.open(solar_png).convert("RGB"))
+    for tfm in (Resize(128, method="squish"), Resize((90, 120), method="pad")):
+        a, b = (o.to_tensor() if isinstance(o, PILImage) else o for o in (tfm(grey), tfm(via_rgb)))
+        assert a.shape[0] == 3 and torch.equal(a, b)
+
+
 def test_to_tensor_through_the_ToTensor_transform(mnist):
     img = PILImage.create(mnist["x_train"][0])
     t = ToTensor()(img)
@@ -68,7 +79,8 @@ def test_jpeg_with_size_hint_is_downscaled_while_decoding(tmp_path, solar_png):
     small = PILImageBW.create(path, size_hint=(100, 100))
     assert small.size == (150, 150)  # the smallest JPEG scale (1/2) still at least 100 x 100
     assert PILImage.create(path, size_hint=70).size == (75, 75)
-    assert PILImage.create(path, size_hint=(100, 100)).image.mode == "RGB"
+    colour = PILImage.create(path, size_hint=(100, 100)).to_tensor()  # a grey JPEG: the plane on 3 channels
+    assert colour.shape == (3, 150, 150) and torch.equal(colour[0], colour[2])
     thumb = np.asarray(full.resize((150, 150)).image, dtype=float)
     assert np.abs(np.asarray(small.image, dtype=float) - thumb).mean() < 6  # the same picture, smaller
 
@@ -176,8 +188,8 @@ def test_resize_keeps_the_class_and_masks_keep_their_codes():
 
 
 def test_wrong_mode_in_constructor_says_to_use_create():
-    with pytest.raises(ValueError, match=r"PILImage holds a PIL image in mode RGB, got L: use PILImage.create"):
-        PILImage(Image.new("L", (2, 2)))
+    with pytest.raises(ValueError, match=r"PILImage holds a PIL image in mode RGB or L, got RGBA: use PILImage.create"):
+        PILImage(Image.new("RGBA", (2, 2)))
 
 
 def _truncated_copy(src: Path, dest: Path) -> Path:
