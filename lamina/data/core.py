@@ -117,7 +117,10 @@ class TfmdLists(Sequence[Any]):
         try:
             return self.tfms(raw)
         except TransformError as e:
-            raise TransformError(f"{self.role} of item {int(i)} ({describe_item(raw)}): {e}") from e.__cause__
+            raise self._failed(int(i), raw, e) from e.__cause__
+
+    def _failed(self, i: int, raw: Any, e: TransformError) -> TransformError:
+        return TransformError(f"{self.role} of item {i} ({describe_item(raw)}): {e}")
 
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
@@ -225,6 +228,7 @@ class Datasets(Sequence[tuple[Any, ...]]):
             roles = ["input" if k < (n_inp or max(len(pipes) - 1, 1)) else "target" for k in range(len(pipes))]
             tls = [TfmdLists(items, t, splits, split_idx, do_setup, r) for t, r in zip(pipes, roles)]
         self.tls = list(tls)
+        self._shared_list = type(self.tls[0].items) is list and all(tl.items is self.tls[0].items for tl in self.tls)
         self.n_inp = n_inp if n_inp is not None else max(len(self.tls) - 1, 1)
         self.split_idx = split_idx
 
@@ -242,6 +246,15 @@ class Datasets(Sequence[tuple[Any, ...]]):
         return len(self.tls[0])
 
     def __getitem__(self, i: Any) -> Any:
+        if type(i) is int and self._shared_list and -len(self.tls[0].items) <= i < len(self.tls[0].items):
+            # the per-item hot path: every pipeline reads the same list, so the raw item is fetched once
+            raw, out = self.tls[0].items[i], []
+            for tl in self.tls:
+                try:
+                    out.append(tl.tfms(raw))
+                except TransformError as e:
+                    raise tl._failed(i, raw, e) from e.__cause__
+            return tuple(out)
         if isinstance(i, (int, np.integer)):
             return tuple([tl[i] for tl in self.tls])
         idxs = range(*i.indices(len(self))) if isinstance(i, slice) else i

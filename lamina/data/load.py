@@ -52,12 +52,13 @@ class CollateError(ValueError):
 def _collate_field(values: list[Any], pad_value: float | None, field: str) -> Any:
     first = values[0]
     if isinstance(first, Tensor):
-        shapes = [v.shape for v in values]
-        k = next((k for k, s in enumerate(shapes) if s != shapes[0]), None)
-        if k is None:
-            with torch._C.DisableTorchFunctionSubclass():
-                stacked = torch.stack(values)
+        with torch._C.DisableTorchFunctionSubclass():  # `.shape` of a typed tensor would go through dispatch
+            shapes = [v.shape for v in values]
+            odd = next((k for k, s in enumerate(shapes) if s != shapes[0]), None)
+            stacked = torch.stack(values) if odd is None else None
+        if odd is None:
             return adopt_type(stacked, first)
+        k: int = odd
         if pad_value is None or any(len(s) != len(shapes[0]) for s in shapes):
             raise CollateError(
                 f"{field} of batch item {k} has shape {tuple(shapes[k])} but batch item 0 has {tuple(shapes[0])}; "
