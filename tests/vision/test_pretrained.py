@@ -94,7 +94,7 @@ def test_offline_without_the_file_names_the_file_and_the_folder(tmp_path):
         load_pretrained(resnet18(), "resnet18", base=tmp_path, download=False)
     assert "resnet18-f37072fd.pth" in str(err.value) and str(tmp_path / "weights") in str(err.value)
     unreachable = WeightsFile((tmp_path / "gone" / "net-0123abcd.pth").as_uri())
-    with pytest.raises(OSError, match=r"net-0123abcd\.pth in the folder .*weights"):
+    with pytest.raises(OSError, match=r"by hand.* put the file at .*weights/net-0123abcd\.pth"):
         fetch_weights(unreachable, base=tmp_path)
 
 

@@ -8,14 +8,12 @@ missing file is an error that names the file, the URL and the folder to put it i
 from __future__ import annotations
 
 import json
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from lamina.core.utils import atomic_write
 from lamina.data.external import package_file
 
 __all__ = [
@@ -80,22 +78,6 @@ PRETRAINED_WEIGHTS: dict[str, WeightsFile] = {
 """torchvision's ImageNet-1k weights (``IMAGENET1K_V1``) per architecture name of the model registry."""
 
 
-def _download(entry: WeightsFile, dest: Path, timeout: float) -> None:
-    from lamina.datasets import DownloadError
-
-    try:
-        with atomic_write(dest, suffix=".part") as tmp:  # deleted on any error, renamed into place once checked
-            with open(tmp, "wb") as out, urllib.request.urlopen(entry.url, timeout=timeout) as response:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-            entry.check(tmp)
-    except OSError as e:  # URLError, timeouts, refused connections
-        raise DownloadError(
-            f"cannot download {entry.url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL "
-            f"elsewhere and put the file {entry.fname} in the folder {dest.parent}"
-        ) from e
-
-
 def fetch_weights(
     entry: WeightsFile, base: str | Path | None = None, download: bool = True, timeout: float = 30.0
 ) -> Path:
@@ -113,7 +95,7 @@ def fetch_weights(
         >>> fetch_weights(WeightsFile(src.as_uri()), base=tempfile.mkdtemp()).name
         'w-2cf24dba.bin'
     """
-    from lamina.datasets import cache_dir
+    from lamina.datasets import cache_dir, fetch_file
 
     folder = cache_dir(base) / "weights"
     folder.mkdir(exist_ok=True)
@@ -125,7 +107,7 @@ def fetch_weights(
             f"the weights file {entry.fname} is not in {folder} and download=False: fetch {entry.url} and put it "
             f"in that folder, or pass weights=<path>"
         )
-    _download(entry, dest, timeout)
+    fetch_file(entry.url, dest, entry.check, timeout, expected=entry.sha256 or "")
     return dest
 
 
