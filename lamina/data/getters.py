@@ -169,7 +169,7 @@ def parent_label(path: str | Path) -> str:
         >>> parent_label("mnist/train/7/12.png")
         '7'
     """
-    return Path(path).parent.name
+    return os.path.basename(os.path.dirname(path))  # str or Path, without building a Path
 
 
 class RegexLabeller:

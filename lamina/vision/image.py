@@ -139,7 +139,7 @@ def open_image(
         return _from_array(src.detach().cpu().as_subclass(Tensor).numpy(), channels_first=True)
     if isinstance(src, np.ndarray):
         return _from_array(src, channels_first=False)
-    fp = io.BytesIO(src) if isinstance(src, bytes) else Path(src)
+    fp = io.BytesIO(src) if isinstance(src, bytes) else src if isinstance(src, Path) else Path(src)
     step = "identify"
     try:
         im = Image.open(fp)

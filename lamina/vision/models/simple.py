@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from torch import nn
@@ -13,28 +14,31 @@ __all__ = ["simple_cnn"]
 
 
 @register_model("simple_cnn")
-def simple_cnn(n_in: int = 3, n_out: int = 10, widths: Sequence[int] = (16, 32, 64), drop: float = 0.2) -> nn.Module:
-    """Stages of two 3x3 conv-batchnorm-ReLU layers, a 2x2 max pool between stages, then average pooling and a
-    linear layer. On the MNIST sample (4,000 digits) it reaches about 98.5% in three epochs of one-cycle.
+def simple_cnn(
+    n_in: int = 3, n_out: int = 10, widths: Sequence[int] = (16, 32, 64, 128), drop: float = 0.2
+) -> nn.Module:
+    """A stem of one 3x3 conv-batchnorm-ReLU layer, then per further width a 2x2 max pool and two such layers, then
+    average pooling, dropout and a linear layer.
+
+    With the defaults, on the MNIST sample (4,000 digits, 28 x 28), three epochs of one-cycle at lr 1e-2 with label
+    smoothing 0.1 reach 98.6% to 98.9% validation accuracy over five seeds (``benchmarks/mnist_sample.py``).
 
     Args:
         n_in: input channels.
         n_out: outputs.
-        widths: channels of each stage (the last stage has one conv layer).
+        widths: channels of the stem, then of each stage after a pool (three pools need inputs of at least 8 x 8).
         drop: dropout before the linear layer.
 
     Examples:
         >>> import torch
-        >>> simple_cnn(n_in=1, n_out=10)(torch.zeros(2, 1, 28, 28)).shape
-        torch.Size([2, 10])
+        >>> model = simple_cnn(n_in=1, n_out=10)
+        >>> model(torch.zeros(2, 1, 28, 28)).shape, sum(isinstance(m, nn.MaxPool2d) for m in model)
+        (torch.Size([2, 10]), 3)
     """
     if not widths:
-        raise ValueError("simple_cnn needs at least one stage width, e.g. widths=(16, 32, 64)")
-    layers: list[nn.Module] = []
-    ni = n_in
-    for i, nf in enumerate(widths):
-        last = i == len(widths) - 1
-        layers += [ConvLayer(ni, nf, 3), *([] if last else [ConvLayer(nf, nf, 3), nn.MaxPool2d(2)])]
-        ni = nf
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(ni, n_out)]
+        raise ValueError("simple_cnn needs at least one width, e.g. widths=(16, 32, 64, 128)")
+    layers: list[nn.Module] = [ConvLayer(n_in, widths[0], 3)]
+    for ni, nf in itertools.pairwise(widths):
+        layers += [nn.MaxPool2d(2), ConvLayer(ni, nf, 3), ConvLayer(nf, nf, 3)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(drop), nn.Linear(widths[-1], n_out)]
     return nn.Sequential(*layers)
