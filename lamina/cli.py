@@ -85,8 +85,8 @@ def quickstart(out: Path, epochs: int = 3, arch: str = "simple_cnn", lr: float =
     path = mnist_sample(out / "data")
     dls = ImageDataLoaders.from_folder(path, img_cls=PILImageBW, bs=64, seed=0)
     print(f"MNIST sample in {path}: {len(dls.train.dataset)} training, {len(dls.valid.dataset)} validation digits")
-    loss = CrossEntropyLossFlat(label_smoothing=0.1)  # with three epochs from scratch, worth about half a point
-    learn = vision_learner(dls, arch, pretrained=False, loss_func=loss, metrics=[accuracy], path=out)
+    smoothed = CrossEntropyLossFlat(label_smoothing=0.1)  # with three epochs from scratch, worth about half a point
+    learn = vision_learner(dls, arch, pretrained=False, loss_func=smoothed, metrics=[accuracy], path=out)
     learn.fit_one_cycle(epochs, lr)
     loss, acc = learn.validate()
     print(f"validation accuracy after {epochs} epochs: {acc:.2%} (loss {loss:.4f})")
