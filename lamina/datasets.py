@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ __all__ = [
     "download",
     "fetch_file",
     "file_sha256",
+    "mnist_digits",
     "mnist_sample",
     "solar_cells",
 ]
@@ -111,6 +112,57 @@ def mnist_sample(base: str | Path | None = None) -> Path:
         (400, 1000)
     """
     return _materialize(cache_dir(base) / "mnist_sample", _write_mnist)
+
+
+def mnist_digits(
+    dest: str | Path,
+    digits: Sequence[int] = (3, 7),
+    n: int = 4,
+    split: str = "train",
+    name: str = "{digit}_{k}.png",
+    mask_name: str | None = None,
+) -> list[str]:
+    """Write the first ``n`` real images of each digit of the MNIST sample's ``split`` as PNG files under ``dest``.
+
+    A tiny folder of real images for examples and tests. ``name`` is a format string with the fields ``digit``,
+    ``k`` (0 to ``n - 1`` within the digit), ``index`` (the row in ``mnist_sample_arrays()[f"x_{split}"]``) and
+    ``split``; it may name sub-folders, which are created. With ``mask_name`` (the same fields) each image also gets
+    a segmentation mask: code 1 where the pixel is above 127, else 0.
+
+    Args:
+        dest: the folder to write to.
+        digits: which digits.
+        n: images per digit.
+        split: ``"train"`` or ``"valid"`` (see :func:`mnist_sample`).
+        name: the file name pattern.
+        mask_name: the mask file name pattern; no masks when ``None``.
+
+    Returns:
+        The names written, relative to ``dest``, digit by digit.
+
+    Examples:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     names = mnist_digits(tmp, n=2, name="{split}/{digit}/{k}.png")
+        ...     names, Image.open(Path(tmp) / names[0]).size
+        (['train/3/0.png', 'train/3/1.png', 'train/7/0.png', 'train/7/1.png'], (28, 28))
+    """
+    if split not in ("train", "valid"):
+        raise ValueError(f'split must be "train" or "valid", got {split!r}')
+    data, names = mnist_sample_arrays(), []
+    for digit in digits:
+        rows = np.flatnonzero(data[f"y_{split}"] == digit)[:n]
+        if len(rows) < n:
+            raise ValueError(f"the MNIST sample's {split} split has {len(rows)} images of {digit}, fewer than n={n}")
+        for k, index in enumerate(rows.tolist()):
+            fields = dict(digit=digit, k=k, index=index, split=split)
+            image = data[f"x_{split}"][index]
+            for pattern, pixels in ((name, image), (mask_name, (image > 127).astype(np.uint8))):
+                if pattern is not None:
+                    (Path(dest) / pattern.format(**fields)).parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(pixels).save(Path(dest) / pattern.format(**fields))
+            names.append(name.format(**fields))
+    return names
 
 
 def _label_solar_cells(table: Path) -> pd.DataFrame:

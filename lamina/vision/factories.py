@@ -152,13 +152,10 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
             >>> for split in ("train", "valid"):  # three real digits per class and split: <split>/<digit>/<index>.png
-            ...     for d in (3, 7):
-            ...         (Path(tmp.name) / split / str(d)).mkdir(parents=True)
-            ...         for i in np.flatnonzero(mnist[f"y_{split}"] == d)[:3]:
-            ...             Image.fromarray(mnist[f"x_{split}"][i]).save(Path(tmp.name) / split / str(d) / f"{i}.png")
+            ...     _ = mnist_digits(tmp.name, n=3, split=split, name="{split}/{digit}/{index}.png")
             >>> dls = ImageDataLoaders.from_folder(tmp.name, bs=6)
             >>> xb, yb = dls.valid.one_batch()
             >>> dls.vocab, tuple(xb.shape), [dls.vocab[i] for i in yb.tolist()]
@@ -203,14 +200,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> fnames = []
-            >>> for d in (3, 7):  # four real digits of each class, in a folder named after the digit
-            ...     (Path(tmp.name) / str(d)).mkdir()
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(Path(tmp.name) / str(d) / f"{k}.png")
-            ...         fnames.append(f"{d}/{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> fnames = mnist_digits(tmp.name, name="{digit}/{k}.png")  # four real digits of each class
             >>> dls = ImageDataLoaders.from_path_func(tmp.name, fnames, lambda p: p.parent.name, valid_pct=0.25, seed=0,
             ...                                       bs=2)
             >>> len(dls.train.dataset), len(dls.valid.dataset), dls.vocab
@@ -248,13 +240,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
             >>> def word(name):
             ...     return "three" if name[0] == "3" else "seven"
             >>> dls = ImageDataLoaders.from_name_func(tmp.name, names, word, valid_pct=0.25, seed=0, bs=2)
@@ -289,13 +277,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
             >>> dls = ImageDataLoaders.from_name_re(tmp.name, names, r"^(\d)_\d+\.png$", valid_pct=0.25, seed=0, bs=2)
             >>> xb, yb = dls.valid.one_batch()
             >>> dls.vocab, tuple(xb.shape)
@@ -343,13 +327,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
             >>> df = pd.DataFrame({"fname": names, "label": [n[0] for n in names]})
             >>> df["is_valid"] = df["fname"].str.endswith("_0.png")  # the first image of each digit validates
             >>> dls = ImageDataLoaders.from_df(df, tmp.name, fn_col="fname", label_col="label", valid_col="is_valid")
@@ -388,13 +368,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
             >>> word = {"3": "three", "7": "seven"}  # a CSV reads digits as numbers: words stay strings
             >>> df = pd.DataFrame({"fname": names, "label": [word[n[0]] for n in names]})
             >>> df.to_csv(root / "labels.csv", index=False)
@@ -434,13 +410,9 @@ class ImageDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
             >>> labels = [[n[0], "round" if n[0] == "3" else "straight"] for n in names]  # two labels each: multi-label
             >>> dls = ImageDataLoaders.from_lists(tmp.name, names, labels, valid_pct=0.25, seed=0, bs=2)
             >>> _, yb = dls.valid.one_batch()  # one-hot rows over the vocab
@@ -516,15 +488,10 @@ class SegmentationDataLoaders(DataLoaders):
         Examples:
             >>> import tempfile
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> root, names = Path(tmp.name), []
-            >>> for d in (3, 7):  # four real digits of each class, as "<digit>_<k>.png"
-            ...     for k, i in enumerate(np.flatnonzero(mnist["y_train"] == d)[:4]):
-            ...         Image.fromarray(mnist["x_train"][i]).save(root / f"{d}_{k}.png")
-            ...         names.append(f"{d}_{k}.png")
-            >>> for n in names:  # the masks: each digit's pixels above 127 are code 1
-            ...     Image.fromarray((np.asarray(Image.open(root / n)) > 127).astype(np.uint8)).save(root / f"mask_{n}")
+            >>> from lamina.datasets import mnist_digits
+            >>> tmp = tempfile.TemporaryDirectory()
+            >>> root = Path(tmp.name)  # four real 3s and 7s, each with a mask: the pixels above 127 are code 1
+            >>> names = mnist_digits(tmp.name, name="{digit}_{k}.png", mask_name="mask_{digit}_{k}.png")
             >>> dls = SegmentationDataLoaders.from_label_func(
             ...     tmp.name, names, lambda p: p.with_name(f"mask_{p.name}"), codes=["background", "digit"], bs=2)
             >>> xb, mb = dls.valid.one_batch()  # the masks match their images pixel for pixel

@@ -387,15 +387,12 @@ class Interpretation:
             >>> import tempfile
             >>> from pathlib import Path
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.vision import ImageDataLoaders
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> tmp = tempfile.TemporaryDirectory()
             >>> for split in ("train", "valid"):  # three real digits per class and split: <split>/<digit>/<index>.png
-            ...     for d in (3, 7):
-            ...         (Path(tmp.name) / split / str(d)).mkdir(parents=True)
-            ...         for i in np.flatnonzero(mnist[f"y_{split}"] == d)[:3]:
-            ...             Image.fromarray(mnist[f"x_{split}"][i]).save(Path(tmp.name) / split / str(d) / f"{i}.png")
+            ...     _ = mnist_digits(tmp.name, n=3, split=split, name="{split}/{digit}/{index}.png")
             >>> _ = torch.manual_seed(0)
             >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 2))  # untrained
             >>> learn = Learner(ImageDataLoaders.from_folder(tmp.name, bs=6), model, show_progress=False, logger=None)
@@ -584,15 +581,12 @@ class ClassificationInterpretation(Interpretation):
             >>> import tempfile
             >>> from pathlib import Path
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.vision import ImageDataLoaders
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
+            >>> tmp = tempfile.TemporaryDirectory()
             >>> for split in ("train", "valid"):  # three real digits per class and split: <split>/<digit>/<index>.png
-            ...     for d in (3, 7):
-            ...         (Path(tmp.name) / split / str(d)).mkdir(parents=True)
-            ...         for i in np.flatnonzero(mnist[f"y_{split}"] == d)[:3]:
-            ...             Image.fromarray(mnist[f"x_{split}"][i]).save(Path(tmp.name) / split / str(d) / f"{i}.png")
+            ...     _ = mnist_digits(tmp.name, n=3, split=split, name="{split}/{digit}/{index}.png")
             >>> _ = torch.manual_seed(0)
             >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 28 * 28, 2))  # untrained
             >>> learn = Learner(ImageDataLoaders.from_folder(tmp.name, bs=6), model, show_progress=False, logger=None)
@@ -663,15 +657,13 @@ class SegmentationInterpretation(Interpretation):
             >>> import tempfile
             >>> from pathlib import Path
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.learner.losses import CrossEntropyLossFlat
             >>> from lamina.vision import SegmentationDataLoaders
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> for k in range(8):  # eight real digits, each with its mask: the pixels above 127 are code 1
-            ...     Image.fromarray(mnist["x_train"][k]).save(Path(tmp.name) / f"{k}.png")
-            ...     Image.fromarray((mnist["x_train"][k] > 127).astype(np.uint8)).save(Path(tmp.name) / f"{k}_mask.png")
-            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, [f"{k}.png" for k in range(8)],
+            >>> tmp = tempfile.TemporaryDirectory()  # eight real digits, each with its mask (pixels above 127: code 1)
+            >>> names = mnist_digits(tmp.name, name="{digit}_{k}.png", mask_name="{digit}_{k}_mask.png")
+            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, names,
             ...     lambda p: p.with_name(f"{p.stem}_mask.png"), codes=["background", "digit"], valid_pct=0.25, bs=4)
             >>> _ = torch.manual_seed(0)
             >>> model = torch.nn.Conv2d(3, 2, 1)  # untrained: one pixel-wise linear map
@@ -730,15 +722,13 @@ class SegmentationInterpretation(Interpretation):
             >>> import tempfile
             >>> from pathlib import Path
             >>> from PIL import Image
-            >>> from lamina.data.external import mnist_sample_arrays
+            >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.learner.losses import CrossEntropyLossFlat
             >>> from lamina.vision import SegmentationDataLoaders
-            >>> mnist, tmp = mnist_sample_arrays(), tempfile.TemporaryDirectory()
-            >>> for k in range(8):  # eight real digits, each with its mask: the pixels above 127 are code 1
-            ...     Image.fromarray(mnist["x_train"][k]).save(Path(tmp.name) / f"{k}.png")
-            ...     Image.fromarray((mnist["x_train"][k] > 127).astype(np.uint8)).save(Path(tmp.name) / f"{k}_mask.png")
-            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, [f"{k}.png" for k in range(8)],
+            >>> tmp = tempfile.TemporaryDirectory()  # eight real digits, each with its mask (pixels above 127: code 1)
+            >>> names = mnist_digits(tmp.name, name="{digit}_{k}.png", mask_name="{digit}_{k}_mask.png")
+            >>> dls = SegmentationDataLoaders.from_label_func(tmp.name, names,
             ...     lambda p: p.with_name(f"{p.stem}_mask.png"), codes=["background", "digit"], valid_pct=0.25, bs=4)
             >>> _ = torch.manual_seed(0)
             >>> model = torch.nn.Conv2d(3, 2, 1)  # untrained: one pixel-wise linear map
