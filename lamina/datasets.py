@@ -231,8 +231,8 @@ def _stale_note(dest: Path) -> str:
     return f" (the file there now has SHA-256 {file_sha256(dest)}: replace it)"
 
 
-def fetch_file(url: str, dest: Path, check: Callable[[Path], None], timeout: float = 30.0, expected: str = "") -> None:
-    """Stream ``url`` to a temporary file beside ``dest``, ``check`` it, then rename it into place.
+def fetch_file(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> None:
+    """Stream ``url`` to a temporary file beside ``dest``, hashing it on the way, then rename it into place.
 
     The one downloader of lamina (data sets and pretrained weights). Nothing is left behind on failure: the
     temporary file is deleted and ``dest`` is untouched.
@@ -240,44 +240,42 @@ def fetch_file(url: str, dest: Path, check: Callable[[Path], None], timeout: flo
     Args:
         url: where to fetch the file (``http(s)://``, ``ftp://`` or ``file://``).
         dest: the final path.
-        check: raises ``ValueError`` when the downloaded file (its path is passed) is not the expected one.
+        sha256: the file's expected SHA-256 (hex), or its first hex digits when only those are published.
         timeout: seconds to wait for the server.
-        expected: what the file should hash to, quoted in the offline message (e.g. its SHA-256).
 
     Raises:
         DownloadError: the URL could not be fetched; the message says where to put the file by hand.
+        ValueError: the file's SHA-256 does not match (it was deleted).
 
     Examples:
         >>> import tempfile
         >>> src = Path(tempfile.mkdtemp()) / "a.txt"; _ = src.write_text("a")
         >>> dest = Path(tempfile.mkdtemp()) / "b.txt"
-        >>> fetch_file(src.as_uri(), dest, check=lambda tmp: None); dest.read_text()
+        >>> fetch_file(src.as_uri(), dest, sha256="ca978112"); dest.read_text()
         'a'
     """
+    expected = sha256.lower()
+    if not 8 <= len(expected) <= 64 or any(c not in "0123456789abcdef" for c in expected):
+        raise ValueError(f"sha256 must be a SHA-256 in hex, or at least its first 8 digits; got {sha256!r}")
+    shown = expected if len(expected) == 64 else f"{expected}..."
+    digest = hashlib.sha256()
     with atomic_write(dest, suffix=".part") as tmp:  # deleted on any error, renamed into place once checked
         try:
             with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 while chunk := response.read(1 << 20):
+                    digest.update(chunk)
                     out.write(chunk)
         except OSError as e:  # URLError, timeouts and refused connections are all OSErrors
-            verify = f", check its SHA-256 is {expected}," if expected else ""
             raise DownloadError(
                 f"cannot download {url} ({type(e).__name__}: {e}). If this machine is offline, fetch that URL by "
-                f"hand on another machine{verify} and put the file at {dest}{_stale_note(dest)}"
+                f"hand on another machine, check its SHA-256 is {shown}, and put the file at {dest}"
+                f"{_stale_note(dest)}"
             ) from e
-        check(tmp)
-
-
-def _sha256_check(url: str, sha256: str) -> Callable[[Path], None]:
-    def check(tmp: Path) -> None:
-        digest = file_sha256(tmp)
-        if digest != sha256.lower():
+        if not digest.hexdigest().startswith(expected):
             raise ValueError(
-                f"the file downloaded from {url} has SHA-256 {digest}, expected {sha256}; the partial file {tmp} "
-                "was deleted. Retry, or if the file was updated upstream pass its new sha256"
+                f"the file downloaded from {url} has SHA-256 {digest.hexdigest()}, expected {shown}; the partial "
+                f"file {tmp} was deleted. Retry, or if the file was updated upstream pass its new sha256"
             )
-
-    return check
 
 
 def _archive_stem(name: str) -> str:
@@ -339,7 +337,7 @@ def download(
     folder.mkdir(exist_ok=True)
     dest = folder / name
     if not (dest.is_file() and file_sha256(dest) == sha256.lower()):
-        fetch_file(url, dest, _sha256_check(url, sha256), timeout, expected=sha256)
+        fetch_file(url, dest, sha256, timeout)
     if not extract:
         return dest
     return _materialize(folder / _archive_stem(name), lambda root: _extract(dest, root))

@@ -49,20 +49,29 @@ class WeightsFile:
         """The file name, the last part of the URL."""
         return self.url.rstrip("/").rsplit("/", 1)[-1]
 
+    @property
+    def expected_sha256(self) -> str:
+        """The full SHA-256 when recorded, else the prefix the file name carries.
+
+        Examples:
+            >>> WeightsFile("https://example.org/net-0123abcd.pth").expected_sha256
+            '0123abcd'
+        """
+        if self.sha256 is not None:
+            return self.sha256.lower()
+        prefix = Path(self.fname).stem.rsplit("-", 1)[-1].lower()
+        if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
+            raise ValueError(f"{self.fname} has no '-<hex>' checksum prefix in its name: give WeightsFile a sha256")
+        return prefix
+
     def check(self, path: Path) -> None:
         """Raise ``ValueError`` unless the file at ``path`` has the expected checksum (or checksum prefix)."""
         from lamina.datasets import file_sha256  # at call time: lamina.datasets is not a floor below vision
 
-        digest = file_sha256(path)
-        if self.sha256 is not None:
-            ok, expected = digest == self.sha256.lower(), self.sha256
-        else:
-            prefix = Path(self.fname).stem.rsplit("-", 1)[-1].lower()
-            if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
-                raise ValueError(f"{self.fname} has no '-<hex>' checksum prefix in its name: give WeightsFile a sha256")
-            ok, expected = digest.startswith(prefix), f"{prefix}..."
-        if not ok:
-            raise ValueError(f"{path} has SHA-256 {digest}, expected {expected}: delete it and fetch {self.url} again")
+        digest, expected = file_sha256(path), self.expected_sha256
+        if not digest.startswith(expected):
+            shown = expected if self.sha256 is not None else f"{expected}..."
+            raise ValueError(f"{path} has SHA-256 {digest}, expected {shown}: delete it and fetch {self.url} again")
 
 
 _TORCHVISION = "https://download.pytorch.org/models/"
@@ -107,7 +116,7 @@ def fetch_weights(
             f"the weights file {entry.fname} is not in {folder} and download=False: fetch {entry.url} and put it "
             f"in that folder, or pass weights=<path>"
         )
-    fetch_file(entry.url, dest, entry.check, timeout, expected=entry.sha256 or "")
+    fetch_file(entry.url, dest, entry.expected_sha256, timeout)
     return dest
 
 
