@@ -36,7 +36,7 @@ from lamina.core.transform import (
     transform_from_state,
     transform_to_state,
 )
-from lamina.core.utils import describe_item, listify, to_device
+from lamina.core.utils import describe_item, listify, map_tensors, to_device
 
 __all__ = [
     "Category",
@@ -69,6 +69,7 @@ __all__ = [
     "get_grid",
     "input_types",
     "listify",
+    "map_tensors",
     "registered_transforms",
     "retain_type",
     "retype",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["atomic_write", "describe_item", "listify", "to_device"]
+__all__ = ["atomic_write", "describe_item", "listify", "map_tensors", "to_device"]
 
 
 def listify(o: Any) -> list[Any]:
@@ -31,6 +31,22 @@ def listify(o: Any) -> list[Any]:
     return list(o)
 
 
+def map_tensors(f: Callable[[Tensor], Any], b: Any) -> Any:
+    """Apply ``f`` to every tensor in a (nested) tuple/list/dict, keeping the structure; other values pass through.
+
+    Examples:
+        >>> map_tensors(lambda t: t * 2, (torch.ones(1), ["a", {"k": torch.ones(1)}]))
+        (tensor([2.]), ['a', {'k': tensor([2.])}])
+    """
+    if isinstance(b, Tensor):
+        return f(b)
+    if isinstance(b, (tuple, list)):
+        return type(b)(map_tensors(f, o) for o in b)
+    if isinstance(b, dict):
+        return {k: map_tensors(f, v) for k, v in b.items()}
+    return b
+
+
 def to_device(b: Any, device: torch.device | str | None, non_blocking: bool = False) -> Any:
     """Move every tensor in a (nested) tuple/list/dict to ``device``; types and metadata are kept.
 
@@ -40,6 +56,7 @@ def to_device(b: Any, device: torch.device | str | None, non_blocking: bool = Fa
     """
     if device is None:
         return b
+    return map_tensors(lambda t: t.to(device, non_blocking=non_blocking), b)
     if isinstance(b, Tensor):
         return b.to(device, non_blocking=non_blocking)
     if isinstance(b, (tuple, list)):

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from lamina.core.tensors import retain_type
 from lamina.core.transform import Pipeline, Transform
+from lamina.core.utils import map_tensors
 
 __all__ = ["AUTO_CACHE_BYTES", "ItemCache", "random_step"]
 
@@ -78,14 +79,8 @@ def _nbytes(b: Any) -> int:
     return 0
 
 
-def _clone(b: Any) -> Any:
-    if isinstance(b, Tensor):
-        return retain_type(b.as_subclass(Tensor).clone(), b)
-    if isinstance(b, tuple):
-        return tuple(_clone(o) for o in b)
-    if isinstance(b, dict):
-        return {k: _clone(v) for k, v in b.items()}
-    return list(b) if isinstance(b, list) else b
+def _clone(t: Tensor) -> Tensor:
+    return retain_type(t.as_subclass(Tensor).clone(), t)
 
 
 def _cat(parts: list[Any]) -> Any:
@@ -135,19 +130,11 @@ class ItemCache:
         self.parts: list[tuple[Tensor, Any]] = []
         self.items: Any = None
 
-    @property
-    def ready(self) -> bool:
-        """True once every item is cached."""
-        return self.items is not None
-
-    def add(self, idx: Any, batch: Any) -> bool:
+    def add(self, idx: Sequence[int], batch: Any) -> bool:
         """Keep a copy of ``batch`` (the items at ``idx``); False when the items would exceed the budget."""
-        if self.budget is not None and not self.parts:
-            per_item = _nbytes(batch) / max(len(idx) if not isinstance(idx, slice) else idx.stop - idx.start, 1)
-            if per_item * self.n > self.budget:
-                return False
-        i = torch.arange(idx.start, idx.stop) if isinstance(idx, slice) else torch.as_tensor(idx, dtype=torch.long)
-        self.parts.append((i, _clone(batch)))
+        if self.budget is not None and not self.parts and _nbytes(batch) / max(len(idx), 1) * self.n > self.budget:
+            return False
+        self.parts.append((torch.as_tensor(idx, dtype=torch.long), map_tensors(_clone, batch)))
         return True
 
     def finish(self, fetch: Any) -> None:
@@ -167,6 +154,3 @@ class ItemCache:
     def get_batch(self, idx: Any) -> Any:
         """The cached items at ``idx`` (a slice or a tensor of indices), collated."""
         return _take(self.items, idx)
-
-    def __len__(self) -> int:
-        return self.n
