@@ -176,12 +176,16 @@ class Transform:
         return getattr(self.enc, "__name__", None) or type(self).__name__
 
     def __call__(self, x: Any, split_idx: int | None = None) -> Any:
+        with _plain_ops():
+            return self._call_plain(x, split_idx)
+
+    def _call_plain(self, x: Any, split_idx: int | None) -> Any:
+        """``__call__`` without entering ``_plain_ops`` (a Pipeline enters it once for all its steps)."""
         if split_idx is not None and self.split_idx is not None and split_idx != self.split_idx:
             return x
-        with _plain_ops():
-            if type(x) is tuple and not self._whole_tuple:
-                return tuple([self._apply_one(self._encodes_td, o) for o in x])
-            return self._apply_one(self._encodes_td, x)
+        if type(x) is tuple and not self._whole_tuple:
+            return tuple([self._apply_one(self._encodes_td, o) for o in x])
+        return self._apply_one(self._encodes_td, x)
 
     def is_random(self, split_idx: int | None = None) -> bool:
         """Whether the same input may give a different output on split ``split_idx`` (a random augmentation).
@@ -385,16 +389,8 @@ class Pipeline:
         try:
             with _plain_ops():  # once for all steps
                 for i, f in enumerate(self.fs):  # noqa: B007 (i names the failing step)
-                    if type(f).__call__ is not _TRANSFORM_CALL:
-                        x = f(x, split_idx)
-                        continue
-                    # Transform.__call__ inlined (the per-item hot path: one call less per step)
-                    if split_idx is not None and f.split_idx is not None and split_idx != f.split_idx:
-                        continue
-                    if type(x) is tuple and not f._whole_tuple:
-                        x = tuple([f._apply_one(f._encodes_td, o) for o in x])
-                    else:
-                        x = f._apply_one(f._encodes_td, x)
+                    # a step that keeps Transform.__call__ skips its own _plain_ops entry
+                    x = f._call_plain(x, split_idx) if type(f).__call__ is _TRANSFORM_CALL else f(x, split_idx)
         except TransformError:
             raise
         except Exception as e:
