@@ -159,8 +159,9 @@ def mnist_digits(
             image = data[f"x_{split}"][index]
             for pattern, pixels in ((name, image), (mask_name, (image > 127).astype(np.uint8))):
                 if pattern is not None:
-                    (Path(dest) / pattern.format(**fields)).parent.mkdir(parents=True, exist_ok=True)
-                    Image.fromarray(pixels).save(Path(dest) / pattern.format(**fields))
+                    path = Path(dest) / pattern.format(**fields)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(pixels).save(path)
             names.append(name.format(**fields))
     return names
 

@@ -353,8 +353,7 @@ class PILImage(PILBase):
 
     @classmethod
     def _convert(cls, im: Image.Image) -> Image.Image:
-        grey = to_colour_mode(im, "L") if im.mode in ("L", *_HIGH_DEPTH) else None
-        return grey if grey is not None else to_colour_mode(im, "RGB")
+        return to_colour_mode(im, "L" if im.mode in ("L", *_HIGH_DEPTH) else "RGB")  # grey stays one plane
 
     @property
     def shape(self) -> tuple[int, ...]:
