@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 
@@ -16,3 +17,40 @@ def best_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def best_times(fns: list[Callable[[], object]], repeats: int = 5, warmup: int = 1) -> list[float]:
+    """The shortest wall time of each of ``fns`` over ``repeats`` rounds that call them in turn, after ``warmup``
+    rounds: a slow spell of the machine then hits every side alike, not whichever side ran during it."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
+
+
+def paired_ratio(
+    ours: Callable[[], object], baseline: Callable[[], object], rounds: int = 9
+) -> tuple[float, float, float]:
+    """Time ``ours`` and ``baseline`` in turn for ``rounds`` rounds (after one warm-up round) and return the median time
+    of each and the median of the per-round ratios ``ours / baseline``. Each ratio compares two runs made moments
+    apart, so a slow spell of a shared machine inflates both; the median drops the rounds a spell split."""
+    ours()
+    baseline()
+    times: list[tuple[float, float]] = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ours()
+        mid = time.perf_counter()
+        baseline()
+        times.append((mid - start, time.perf_counter() - mid))
+    return (
+        statistics.median(a for a, _ in times),
+        statistics.median(b for _, b in times),
+        statistics.median(a / b for a, b in times),
+    )

@@ -40,18 +40,25 @@ def annotation_types(annotation: Any) -> tuple[type, ...]:
     raise TypeError(f"cannot dispatch on the annotation {annotation!r}: annotate with a class, `A | B` or `(A, B)`")
 
 
-def input_types(func: Callable[..., Any]) -> tuple[type, ...]:
-    """The types of the input a function dispatches on: the annotation of its first parameter after ``self``.
+def input_types(func: Callable[..., Any], method: bool = True) -> tuple[type, ...]:
+    """The types of the input a function dispatches on: the annotation of its first parameter (after ``self`` for a
+    ``method``; for a plain function such as ``str.upper`` the first parameter is the input, whatever its name).
 
     String annotations (``from __future__ import annotations``) are evaluated in the function's module.
+
+    Args:
+        func: the function.
+        method: ``func`` is defined in a class body and takes ``self`` first.
 
     Examples:
         >>> def f(self, x: int | float): ...
         >>> input_types(f)
         (<class 'int'>, <class 'float'>)
+        >>> input_types(str.upper, method=False)
+        (<class 'object'>,)
     """
     params = list(inspect.signature(func).parameters.values())
-    if params and params[0].name == "self":
+    if method and params and params[0].name == "self":
         params = params[1:]
     if not params:
         raise TypeError(f"{func.__qualname__} takes no input to dispatch on")

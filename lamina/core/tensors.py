@@ -47,6 +47,10 @@ __all__ = [
 
 _NO_WRAP = get_default_nowrap_functions()
 _run_plain = torch._C._disabled_torch_function_impl
+# Inside `with _plain_ops():` torch ops on typed tensors skip subclass dispatch and return plain tensors (transforms
+# run there, and retype their results once); `_typed_ops_on()` is False there. Checking costs a fifth of entering.
+_plain_ops = torch._C.DisableTorchFunctionSubclass
+_typed_ops_on = torch._C._is_torch_function_enabled
 
 
 def _meta_source(args: Iterable[Any], cls: type[TensorBase]) -> TensorBase | None:
@@ -89,10 +93,18 @@ class TensorBase(Tensor):
     _show_args: ClassVar[dict[str, Any]] = {}
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
-        t = data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data))
-        res: TensorBase = retype(t, cls)
-        if isinstance(data, TensorBase) and data.__dict__:
-            res.__dict__.update(data.__dict__)
+        if type(data) is Tensor:  # the common case: wrapping a plain tensor
+            if sys.getrefcount(data) <= _TEMPORARY_ARG_REFS:
+                # a temporary nobody else holds (`TensorImage(x.float())`): typed in place, which costs a tenth of
+                # making a typed view
+                data.__class__ = cls
+                res: TensorBase = data  # type: ignore[assignment]
+            else:
+                res = retype(data, cls)
+        else:
+            res = retype(data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data)), cls)
+            if isinstance(data, TensorBase) and data.__dict__:
+                res.__dict__.update(data.__dict__)
         if meta:
             res.__dict__.update(meta)
         return res
@@ -328,26 +340,50 @@ def retain_type(new: Any, old: Any) -> Any:
     return res
 
 
-def _refs(t: Tensor) -> int:
+def _refs_of_argument(t: Tensor) -> int:
     return sys.getrefcount(t)
 
 
-def _calibrate_fresh_refs() -> int | None:
-    """The reference count :func:`_refs` sees for a tensor held only by its caller's local variable, or ``None`` when
-    this interpreter does not tell such a tensor apart from one also referenced elsewhere (then nothing is adopted).
-    """
+class _ConstructorProbe:
+    def __new__(cls, t: Tensor) -> int:  # type: ignore[misc]
+        return sys.getrefcount(t)
 
-    def probe(held: list[Tensor] | None) -> int:
-        t = torch.empty(0)
+
+def _with_grad() -> Tensor:
+    """A leaf whose ``.grad`` is a tensor C++ also holds: adopting that one in place would retype ``leaf.grad``."""
+    leaf = torch.zeros(1, requires_grad=True)
+    leaf.sum().backward()
+    return leaf
+
+
+def _calibrate_refs(via_argument: bool) -> int | None:
+    """The count ``sys.getrefcount`` gives for a tensor that only one local variable holds (``via_argument=False``),
+    or inside a function whose argument is otherwise held only by one local of its caller (``True``); ``None`` when
+    this interpreter and torch do not tell such a tensor apart from one also held elsewhere, by Python or by C++
+    (then nothing is adopted in place)."""
+
+    def probe(t: Tensor, held: list[Tensor] | None) -> int:
         if held is not None:
             held.append(t)
-        return _refs(t)
+        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)
 
-    fresh, shared = probe(None), probe([])
-    return fresh if shared > fresh else None
+    leaf = _with_grad()
+    fresh = probe(torch.empty(0), None)
+    return fresh if min(probe(torch.empty(0), []), probe(leaf.grad, None)) > fresh else None  # type: ignore[arg-type]
 
 
-_FRESH_REFS = _calibrate_fresh_refs()
+def _calibrate_temporary_refs() -> int:
+    """The count ``sys.getrefcount`` gives inside ``TensorBase.__new__`` for a temporary passed straight to the
+    constructor, when that is less than for a tensor something else also holds (otherwise -1: never in place)."""
+    leaf, held = _with_grad(), torch.empty(0)
+    temporary = _ConstructorProbe(torch.empty(0))
+    return temporary if min(_ConstructorProbe(held), _ConstructorProbe(leaf.grad)) > temporary else -1  # type: ignore[arg-type]
+
+
+_TEMPORARY_ARG_REFS = _calibrate_temporary_refs()
+_FRESH_REFS = _calibrate_refs(via_argument=True)
+# what lamina.core.transform compares a local result with before it changes the result's class in place
+_SOLE_LOCAL_REFS = _calibrate_refs(via_argument=False)
 
 
 def adopt_type(new: Any, old: Any) -> Any:
@@ -356,7 +392,7 @@ def adopt_type(new: Any, old: Any) -> Any:
     view is made.
 
     Args:
-        new: the result (held in one local variable of the caller).
+        new: the result (held in one local variable of the caller, or passed straight from the call computing it).
         old: the input whose type and metadata the result takes.
 
     Examples:
@@ -365,17 +401,15 @@ def adopt_type(new: Any, old: Any) -> Any:
         >>> type(adopt_type(res, old)).__name__
         'TensorImage'
     """
-    if not isinstance(new, Tensor) or not isinstance(old, Tensor):
+    cls, tn = type(old), type(new)
+    if tn is cls or not isinstance(old, Tensor) or not issubclass(cls, tn) or not isinstance(new, Tensor):
         return new
-    cls = type(old)
-    if type(new) is cls or not issubclass(cls, type(new)):
-        return new
-    if type(new) is Tensor and _FRESH_REFS is not None and _refs(new) <= _FRESH_REFS + 1:
-        new.__class__ = cls  # the caller's variable and this function's argument are the only references
+    if tn is Tensor and _FRESH_REFS is not None and sys.getrefcount(new) <= _FRESH_REFS:
+        new.__class__ = cls  # the caller's variable and this argument are the only references: no one else sees it
         res = new
     else:
         res = retype(new, cls)
-    if isinstance(old, TensorBase) and old.__dict__:
+    if old.__dict__:  # a subclass of a torch.Tensor subclass: TensorBase (or a user's tensor type) has a __dict__
         res.__dict__.update(old.__dict__)
     return res
 
@@ -388,6 +422,6 @@ def retype(t: Tensor, cls: type) -> Any:
         >>> type(retype(torch.zeros(2), TensorImage)).__name__
         'TensorImage'
     """
-    if t.grad_fn is None and not t.requires_grad and not t.is_inference():
+    if not t.requires_grad and not t.is_inference():  # (a tensor with a grad_fn requires grad)
         return Tensor._make_subclass(cls, t, False)
     return t.as_subclass(cls)

@@ -18,15 +18,23 @@ Configuration (the ``__init__`` arguments, stored under the same names) and lear
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-import torch
 from torch import Tensor
 
 from lamina.core.dispatch import TypeDispatch, input_types
 from lamina.core.serial import SerialError, from_jsonable, to_jsonable
-from lamina.core.tensors import TensorBase, adopt_type, retain_type
+from lamina.core.tensors import (
+    _SOLE_LOCAL_REFS,
+    TensorBase,
+    _plain_ops,
+    _typed_ops_on,
+    adopt_type,
+    retain_type,
+    retype,
+)
 from lamina.core.utils import describe_item, listify
 
 __all__ = [
@@ -44,9 +52,8 @@ __all__ = [
 ]
 
 _ROLES = ("encodes", "decodes", "setups")
-# Inside a transform's methods torch ops return plain tensors (no subclass dispatch per op, about 3x cheaper);
-# the transform gives its result the input's type and metadata once, in ``_apply_one``.
-_plain_ops = torch._C.DisableTorchFunctionSubclass
+# Inside a transform's methods torch ops return plain tensors (no subclass dispatch per op, about 3x cheaper):
+# they run within _plain_ops, and the transform gives its result the input's type and metadata once.
 _ROLE_ATTR = "__lamina_role__"
 _REGISTRY: dict[str, type[Transform]] = {}
 
@@ -167,7 +174,7 @@ class Transform:
         for role, f in (("encodes", enc), ("decodes", dec)):
             if f is not None:
                 td = getattr(self, f"_{role}_td").copy()
-                td.add(_as_method(f), input_types(f))
+                td.add(_as_method(f), input_types(f, method=False))
                 setattr(self, f"_{role}_td", td)
 
     @property
@@ -223,18 +230,7 @@ class Transform:
 
     def _apply_one(self, td: TypeDispatch, x: Any) -> Any:
         f = td._cache[type(x)]
-        if f is None:
-            return x
-        res = f(self, x)
-        if type(res) is type(x):
-            if res is not x and isinstance(x, TensorBase) and x.__dict__ and not res.__dict__:
-                res.__dict__.update(x.__dict__)  # a result built as the same type keeps the input's metadata
-            return res
-        if isinstance(res, Tensor):
-            return adopt_type(res, x)
-        if type(res) is tuple and type(x) is tuple and len(res) == len(x):
-            return tuple([retain_type(r, o) for r, o in zip(res, x)])
-        return res
+        return x if f is None else _typed_result(f(self, x), x)
 
     def get_config(self) -> dict[str, Any]:
         """The ``__init__`` arguments that rebuild this transform (read from attributes of the same names)."""
@@ -262,6 +258,8 @@ class Transform:
 
 _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
+_getrefcount = sys.getrefcount
+_SOLE_REFS = -1 if _SOLE_LOCAL_REFS is None else _SOLE_LOCAL_REFS  # -1: this interpreter cannot tell, never in place
 
 
 class ItemTransform(Transform):
@@ -283,6 +281,39 @@ def _as_method(f: Callable[..., Any]) -> Callable[..., Any]:
 
     method.__name__ = getattr(f, "__name__", "function")
     return method
+
+
+def _typed_result(res: Any, x: Any) -> Any:
+    """The result of an ``encodes``/``decodes`` on ``x`` with ``x``'s semantic type: a plain tensor computed from a
+    typed one takes its type and metadata, a tuple from a tuple element by element; a result built as ``x``'s own
+    type keeps ``x``'s metadata when it has none; anything else is returned as it is."""
+    tx = type(x)
+    if type(res) is tx:
+        if res is not x and isinstance(x, TensorBase) and x.__dict__ and not res.__dict__:
+            res.__dict__.update(x.__dict__)
+        return res
+    if tx is tuple:
+        if type(res) is tuple and len(res) == len(x):
+            return tuple([retain_type(r, o) for r, o in zip(res, x)])
+        return res
+    return adopt_type(res, x)
+
+
+# How a pipeline's plan (see Pipeline) finishes a result of the type it recorded:
+_KEEP = 0  # as it is (a new type from a tuple, or an untyped value of the input's type)
+_SAME = 1  # a typed tensor of the input's type: it takes the input's metadata if it has none
+_ADOPT = 2  # a plain tensor from a typed one: it becomes the input's type (in place when nothing else holds it)
+_RULE = 3  # anything else: _typed_result decides
+
+
+def _finish_mode(in_type: type, res_type: type) -> int:
+    if in_type is tuple:
+        return _RULE if res_type is tuple else _KEEP
+    if res_type is in_type:
+        return _SAME if issubclass(in_type, TensorBase) else _KEEP
+    if res_type is Tensor and issubclass(in_type, Tensor):
+        return _ADOPT
+    return _RULE
 
 
 def transform_to_state(tfm: Transform, tensors: dict[str, Tensor], key: str = "tfm") -> dict[str, Any]:
@@ -333,7 +364,7 @@ def transform_from_state(data: dict[str, Any], tensors: dict[str, Tensor]) -> Tr
 class _Mapped(Sequence[Any]):
     """A lazy view of ``items`` with some transforms applied (what a pipeline step's ``setups`` sees)."""
 
-    def __init__(self, items: Any, steps: list[Transform], split_idx: int | None) -> None:
+    def __init__(self, items: Any, steps: Sequence[Transform], split_idx: int | None) -> None:
         self.items, self.steps, self.split_idx = items, steps, split_idx
 
     def _do(self, x: Any) -> Any:
@@ -359,6 +390,13 @@ def _showable(o: Any) -> bool:
     return hasattr(o, "show")
 
 
+# One step of a plan (see Pipeline.__call__): the transform, its encodes for the type the item has there (None: call
+# the step), the result type seen when the plan was recorded (None: always finish with the general rule), the type
+# the step passed on to the next planned step (through the steps that let it pass), how to finish a result of the
+# recorded type, and the step's position in the pipeline.
+_PlanStep = tuple[Transform, Callable[..., Any] | None, type | None, type, int, int]
+
+
 class Pipeline:
     """Transforms composed in ``order``: call to encode, ``decode`` to undo, ``show`` to draw.
 
@@ -375,7 +413,12 @@ class Pipeline:
     def __init__(self, funcs: Any = None, split_idx: int | None = None) -> None:
         fs = [f() if isinstance(f, type) else f for f in listify(funcs)]
         fs = [f if isinstance(f, Transform) else Transform(f) for f in fs]
-        self.fs: list[Transform] = sorted(fs, key=lambda t: t.order)
+        self.fs: tuple[Transform, ...] = tuple(sorted(fs, key=lambda t: t.order))
+        # steps whose class overrides __call__ are called as they are; the others through _call_plain (the body of
+        # Transform.__call__ without its _plain_ops entry, which the pipeline enters once for all steps)
+        self._own_call = tuple(type(f).__call__ is not _TRANSFORM_CALL for f in self.fs)
+        self._calls = tuple(f if own else f._call_plain for f, own in zip(self.fs, self._own_call))
+        self._plans: dict[type, tuple[_PlanStep, ...]] = {}
         self.split_idx = split_idx
 
     def setup(self, items: Any = None) -> None:
@@ -384,21 +427,92 @@ class Pipeline:
         for i, t in enumerate(self.fs):
             t.setup(_Mapped(items, self.fs[:i], 1) if i and items is not None else items)
 
+    # Per-item work is a few microseconds of tensor ops, so the pipeline's own cost matters. The first item of each
+    # input type runs step by step (`_run_steps`) and records a plan: the steps that have an `encodes` for the type
+    # the item has when it reaches them, with the type that step returned and the type it passed on. Later items of
+    # that type run the plan: no dispatch lookups, no calls through `Transform`, and a result of the recorded type is
+    # finished without the general rule (`_typed_result`), giving the recorded type. Only a result of another type
+    # (a transform whose output type varies) needs a check: when the type it passes on is not the recorded one, the
+    # item goes on step by step from the next step.
+
     def __call__(self, x: Any) -> Any:
-        split_idx, i = self.split_idx, 0
+        if _typed_ops_on():  # enter plain-op mode once for all steps (a Datasets enters it once for a batch)
+            with _plain_ops():
+                return self(x)
+        plan = self._plans.get(type(x))
+        if plan is None:
+            return self._run_steps(x, 0, record=True)
+        split, pos = self.split_idx, 0
         try:
-            with _plain_ops():  # once for all steps
-                for i, f in enumerate(self.fs):  # noqa: B007 (i names the failing step)
-                    # a step that keeps Transform.__call__ skips its own _plain_ops entry
-                    x = f._call_plain(x, split_idx) if type(f).__call__ is _TRANSFORM_CALL else f(x, split_idx)
+            for t, f, res_type, out_type, mode, pos in plan:
+                if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
+                    x = self._calls[pos](x, split)
+                elif split is not None and t.split_idx is not None and t.split_idx != split:
+                    pass
+                else:
+                    res = f(t, x)
+                    if type(res) is res_type:
+                        if mode == _ADOPT:
+                            if _getrefcount(res) <= _SOLE_REFS:
+                                res.__class__ = out_type  # nothing else holds the new tensor: no view to make
+                            else:
+                                res = retype(cast(Tensor, res), out_type)  # (_ADOPT results are tensors)
+                            if x.__dict__:
+                                res.__dict__.update(x.__dict__)
+                        elif mode == _SAME and res is not x and x.__dict__ and not res.__dict__:
+                            res.__dict__.update(x.__dict__)
+                        x = res
+                        continue  # x has out_type
+                    x = _typed_result(res, x)  # (always so for _RULE steps, recorded with res_type None)
+                if type(x) is not out_type:
+                    return self._run_steps(x, pos + 1)
+            return x
         except TransformError:
             raise
         except Exception as e:
-            raise TransformError(
-                f"pipeline step {i + 1}/{len(self.fs)} `{self.fs[i].name}` failed on {describe_item(x)}: "
-                f"{type(e).__name__}: {e}"
-            ) from e
+            raise self._failed(pos, x, e) from e
+
+    def _run_steps(self, x: Any, start: int, record: bool = False) -> Any:
+        """Run the steps from ``start`` one by one; with ``record``, keep the plan for items of ``x``'s type."""
+        split, in_type, pos = self.split_idx, type(x), start
+        plan: list[list[Any]] = []  # the steps of _PlanStep, with the type each passes on filled in as x goes on
+        try:
+            for pos in range(start, len(self.fs)):
+                t, tx = self.fs[pos], type(x)
+                if plan:
+                    plan[-1][3] = tx  # what the last planned step passed on (through the steps that let x pass)
+                if self._own_call[pos] or (tx is tuple and not t._whole_tuple):
+                    plan.append([t, None, None, None, _RULE, pos])
+                    x = self._calls[pos](x, split)
+                    continue
+                f = t._encodes_td._cache[tx]
+                if f is None:  # x passes through: not in the plan
+                    continue
+                if split is not None and t.split_idx is not None and t.split_idx != split:
+                    plan.append([t, f, None, None, _RULE, pos])
+                    continue
+                res = f(t, x)
+                mode = _finish_mode(tx, type(res))
+                plan.append([t, f, None if mode == _RULE else type(res), None, mode, pos])
+                x = _typed_result(res, x)
+        except TransformError:
+            raise
+        except Exception as e:
+            raise self._failed(pos, x, e) from e
+        if record:
+            if plan:
+                plan[-1][3] = type(x)
+            self._plans[in_type] = tuple((t, f, r, o, m, p) for t, f, r, o, m, p in plan)
         return x
+
+    def _failed(self, pos: int, x: Any, e: Exception) -> TransformError:
+        return TransformError(
+            f"pipeline step {pos + 1}/{len(self.fs)} `{self.fs[pos].name}` failed on {describe_item(x)}: "
+            f"{type(e).__name__}: {e}"
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_plans": {}}  # plans are rebuilt on the first items (they may hold lambdas)
 
     def decode(self, x: Any) -> Any:
         """Undo the steps in reverse order."""

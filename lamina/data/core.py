@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from torch import Tensor
 
+from lamina.core.tensors import _plain_ops
 from lamina.core.transform import Pipeline, Transform, TransformError
 from lamina.core.utils import describe_item
 
@@ -127,11 +128,18 @@ class TfmdLists(Sequence[Any]):
 
     def subset(self, i: int) -> TfmdLists:
         """The view of split ``i`` (0 training, 1 validation) sharing this collection's transforms."""
+        return self.new(self.split_items(i), split_idx=i)
+
+    def split_items(self, i: int) -> Any:
+        """The raw items of split ``i``.
+
+        Examples:
+            >>> TfmdLists(["a", "b", "c"], splits=[[2, 0], [1]]).split_items(0)
+            ['c', 'a']
+        """
         if not 0 <= i < len(self.splits):
             raise IndexError(f"split {i} does not exist: there are {len(self.splits)} splits")
-        return TfmdLists(
-            index_items(self.items, self.splits[i]), self.tfms, split_idx=i, do_setup=False, role=self.role
-        )
+        return index_items(self.items, self.splits[i])
 
     @property
     def train(self) -> TfmdLists:
@@ -228,7 +236,10 @@ class Datasets(Sequence[tuple[Any, ...]]):
             roles = ["input" if k < (n_inp or max(len(pipes) - 1, 1)) else "target" for k in range(len(pipes))]
             tls = [TfmdLists(items, t, splits, split_idx, do_setup, r) for t, r in zip(pipes, roles)]
         self.tls = list(tls)
-        self._shared_list = type(self.tls[0].items) is list and all(tl.items is self.tls[0].items for tl in self.tls)
+        self._shared = all(tl.items is self.tls[0].items for tl in self.tls)
+        # the per-item hot path: every pipeline reads one list, so the raw item is fetched once
+        hot = self._shared and type(self.items) is list
+        self._hot = (self.tls[0].items, tuple(tl.tfms for tl in self.tls)) if hot else None
         self.n_inp = n_inp if n_inp is not None else max(len(self.tls) - 1, 1)
         self.split_idx = split_idx
 
@@ -246,25 +257,50 @@ class Datasets(Sequence[tuple[Any, ...]]):
         return len(self.tls[0])
 
     def __getitem__(self, i: Any) -> Any:
-        if type(i) is int and self._shared_list and -len(self.tls[0].items) <= i < len(self.tls[0].items):
-            # the per-item hot path: every pipeline reads the same list, so the raw item is fetched once
-            raw, out = self.tls[0].items[i], []
-            for tl in self.tls:
-                try:
-                    out.append(tl.tfms(raw))
-                except TransformError as e:
-                    raise tl._failed(i, raw, e) from e.__cause__
-            return tuple(out)
+        if self._hot is not None and type(i) is int:
+            return self.__getitems__([i])[0]
         if isinstance(i, (int, np.integer)):
             return tuple([tl[i] for tl in self.tls])
         idxs = range(*i.indices(len(self))) if isinstance(i, slice) else i
         return [self[int(j)] for j in idxs]
+
+    def __getitems__(self, idxs: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The items at ``idxs`` (what ``torch.utils.data`` and lamina's DataLoader fetch a batch with).
+
+        Examples:
+            >>> from lamina.data.transforms import Categorize
+            >>> [(x, int(y)) for x, y in Datasets(["dog", "cat"], [[str.upper], [Categorize()]]).__getitems__([1, 0])]
+            [('CAT', 0), ('DOG', 1)]
+        """
+        if self._hot is None:
+            return [self[i] for i in idxs]
+        # the per-item hot path: every pipeline reads one list, so each raw item is fetched once, and the pipelines
+        # run in plain-op mode, entered once for the batch
+        items, pipes = self._hot
+        out: list[tuple[Any, ...]] = []
+        with _plain_ops():
+            for i in idxs:
+                try:
+                    raw = items[i]
+                except (IndexError, TypeError):
+                    raw = self.tls[0]._raw(i)  # raises the error that names the index and the length
+                elements: list[Any] = []
+                try:
+                    for pipe in pipes:
+                        elements.append(pipe(raw))
+                except TransformError as e:
+                    raise self.tls[len(elements)]._failed(int(i), raw, e) from e.__cause__
+                out.append(tuple(elements))
+        return out
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return (self[i] for i in range(len(self)))
 
     def subset(self, i: int) -> Datasets:
         """The view of split ``i`` (0 training, 1 validation)."""
+        if self._shared:  # the pipelines keep sharing one container of raw items
+            items = self.tls[0].split_items(i)
+            return Datasets(tls=[tl.new(items, split_idx=i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
         return Datasets(tls=[tl.subset(i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
 
     @property

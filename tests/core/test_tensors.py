@@ -94,3 +94,14 @@ def test_image_mask_points_and_boxes_draw_layered_on_one_axis(tmp_path):
     # the mask overlay changes pixels inside the disc, not in the corner
     rgba = plt.imread(path)
     assert rgba.shape[2] == 4
+
+
+def test_wrapping_a_tensor_never_retypes_one_that_something_else_holds():
+    held = torch.zeros(2)
+    img = TensorImage(held)
+    assert type(held) is torch.Tensor and type(img) is TensorImage
+    leaf = torch.zeros(2, requires_grad=True)
+    leaf.sum().backward()
+    grad_img = TensorImage(leaf.grad)  # torch holds the gradient: the wrapper is a new typed view of it
+    assert type(leaf.grad) is torch.Tensor and type(grad_img) is TensorImage
+    assert type(TensorImage(torch.ones(2) * 2)) is TensorImage  # a temporary is typed in place

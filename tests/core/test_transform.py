@@ -194,3 +194,76 @@ def test_pipeline_show_decodes_until_the_item_can_show_itself():
     p = Pipeline([cat])
     ax = p.show(cat("dog"))
     assert ax.get_title() == "dog"
+
+
+# A pipeline runs its first item of each input type step by step and records a plan that later items of that type
+# follow; these tests compare the planned runs with the transforms called one by one.
+
+
+def _one_by_one(pipe: Pipeline, x):
+    for t in pipe.fs:
+        x = t(x, split_idx=pipe.split_idx)
+    return x
+
+
+class _ToImage(ItemTransform):
+    """(array, label) -> image, or the label alone for odd labels: the output type varies by item."""
+
+    def encodes(self, item: tuple):
+        return TensorImage(torch.as_tensor(item[0])) if item[1] % 2 == 0 else item[1]
+
+
+class _Halve(Transform):
+    @encodes
+    def _image(self, x: TensorImage):
+        return x.float() / 2  # a plain tensor: the pipeline gives it the image's type back
+
+    @encodes
+    def _label(self, x: int):
+        return x * 10
+
+
+def test_a_planned_pipeline_follows_items_whose_type_changes_from_item_to_item():
+    pipe = Pipeline([_ToImage(), _Halve(), Transform(lambda x: x + 1)])
+    items = [(torch.full((1, 2, 2), float(k)), k) for k in (0, 1, 2, 3, 4)]
+    for item in items + items:  # the second round runs on the plans recorded in the first
+        got, expected = pipe(item), _one_by_one(pipe, item)
+        assert type(got) is type(expected) and torch.equal(torch.as_tensor(got), torch.as_tensor(expected))
+    assert type(pipe(items[0])) is TensorImage and pipe(items[1]) == 11
+
+
+def test_a_planned_step_keeps_metadata_and_never_retypes_a_tensor_held_elsewhere():
+    class Shift(Transform):
+        def encodes(self, x: TensorPoint):
+            self.last_ = x.as_plain() + 1  # the result is also held here
+            return self.last_
+
+    shift = Shift()
+    pipe = Pipeline([shift, Transform(lambda x: x * 2)])
+    for _ in range(3):
+        out = pipe(TensorPoint(torch.zeros(1, 2), img_size=(8, 8)))
+        assert type(out) is TensorPoint and out.img_size == (8, 8) and out.tolist() == [[2.0, 2.0]]
+        assert type(shift.last_) is torch.Tensor, "the tensor the transform kept is not retyped in place"
+
+
+def test_a_plan_follows_a_split_idx_changed_after_it_was_recorded():
+    class Plus(Transform):
+        def encodes(self, x: int):
+            return x + 100
+
+    plus = Plus(split_idx=0)
+    pipe = Pipeline([plus, Transform(lambda x: x + 1)], split_idx=1)
+    assert pipe(1) == pipe(1) == 2
+    plus.split_idx = None
+    assert pipe(1) == 102
+
+
+def test_a_planned_step_that_fails_still_names_the_step_and_the_item():
+    class Inverse(Transform):
+        def encodes(self, x: int):
+            return 1 // x
+
+    pipe = Pipeline([Transform(lambda x: x - 1), Inverse()])
+    assert pipe(3) == 0  # records the plan
+    with pytest.raises(TransformError, match=r"step 2/2 `Inverse` failed on 0.*ZeroDivisionError"):
+        pipe(1)

@@ -1,6 +1,7 @@
 """The DataLoader batches by slicing or item by item, reproducibly across worker counts, and fails clearly."""
 
 import functools
+import random
 
 import numpy as np
 import pytest
@@ -59,7 +60,17 @@ def test_seeded_loading_leaves_the_global_random_state_alone(mnist):
     expected = torch.rand(3)
     torch.manual_seed(0)
     list(dl)
-    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(torch.rand(3), expected), "torch's generator gets its exact state back"
+
+    def draws_after_loading(seed: int) -> tuple[float, float]:
+        random.seed(seed)
+        np.random.seed(seed)
+        list(dl)
+        return random.random(), float(np.random.rand())
+
+    # random and numpy go on from a state derived from their own: reproducible from the program's seed, and not the
+    # batch's seed (which would repeat the same numbers after every batch)
+    assert draws_after_loading(0) == draws_after_loading(0) != draws_after_loading(1)
 
 
 def test_shuffling_covers_every_item_once_and_changes_between_epochs():
