@@ -296,7 +296,7 @@ def _typed_result(res: Any, x: Any) -> Any:
         if type(res) is tuple and len(res) == len(x):
             return tuple([retain_type(r, o) for r, o in zip(res, x)])
         return res
-    return adopt_type(res, x)
+    return adopt_type(res, x) if isinstance(x, Tensor) else res
 
 
 # How a pipeline's plan (see Pipeline) finishes a result of the type it recorded:

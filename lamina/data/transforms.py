@@ -107,7 +107,7 @@ class Categorize(_VocabMixin, Transform):
             self._learn_vocab([_plain_label(o) for o in items], self.sort)
 
     def encodes(self, x: Any) -> TensorCategory:
-        return TensorCategory(torch.tensor(self._index(x, "Categorize"), dtype=torch.long))
+        return TensorCategory(torch.scalar_tensor(self._index(x, "Categorize"), dtype=torch.long))
 
     @decodes
     def _decode(self, x: TensorCategory) -> Category:
