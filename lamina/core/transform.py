@@ -300,20 +300,21 @@ def _typed_result(res: Any, x: Any) -> Any:
 
 
 # How a pipeline's plan (see Pipeline) finishes a result of the type it recorded:
-_KEEP = 0  # as it is (a new type from a tuple, or an untyped value of the input's type)
+_KEEP = 0  # as it is: what the rule does with a result from a non-tensor, or of a type not more general than x's
 _SAME = 1  # a typed tensor of the input's type: it takes the input's metadata if it has none
 _ADOPT = 2  # a plain tensor from a typed one: it becomes the input's type (in place when nothing else holds it)
-_RULE = 3  # anything else: _typed_result decides
+_RULE = 3  # anything else (tuples from tuples, typed tensors of a parent type): _typed_result decides
 
 
 def _finish_mode(in_type: type, res_type: type) -> int:
+    """How ``_typed_result`` treats a result of ``res_type`` from an input of ``in_type`` (see the modes above)."""
     if in_type is tuple:
         return _RULE if res_type is tuple else _KEEP
     if res_type is in_type:
         return _SAME if issubclass(in_type, TensorBase) else _KEEP
-    if res_type is Tensor and issubclass(in_type, Tensor):
-        return _ADOPT
-    return _RULE
+    if issubclass(in_type, Tensor) and issubclass(in_type, res_type):  # a more general result takes x's type
+        return _ADOPT if res_type is Tensor else _RULE
+    return _KEEP
 
 
 def transform_to_state(tfm: Transform, tensors: dict[str, Tensor], key: str = "tfm") -> dict[str, Any]:

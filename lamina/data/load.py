@@ -27,7 +27,7 @@ import torch.utils.data
 from torch import Tensor
 
 from lamina.core.show import get_grid
-from lamina.core.tensors import TensorBase, adopt_type, retype
+from lamina.core.tensors import TensorBase, _plain_ops, adopt_type, retype
 from lamina.core.transform import Pipeline, Transform, TransformError, show_any
 from lamina.core.utils import describe_item, to_device
 from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
@@ -369,14 +369,17 @@ class DataLoader:
             descs.append((idx, None if base is None else base + k))
         return descs
 
-    def _item(self, i: int) -> Any:
-        x = self.dataset[i]
-        if not len(self.after_item):
-            return x
-        try:
-            return self.after_item(x)
-        except TransformError as e:
-            raise TransformError(f"after_item, item {i} ({describe_item(x)}): {e}") from e.__cause__
+    def _after_item(self, idx: Sequence[int], items: list[Any]) -> list[Any]:
+        """``after_item`` on each item, in one plain-op context (its transforms run there anyway)."""
+        out: list[Any] = []
+        with _plain_ops():
+            try:
+                for x in items:
+                    out.append(self.after_item(x))
+            except TransformError as e:
+                x, i = items[len(out)], idx[len(out)]
+                raise TransformError(f"after_item, item {i} ({describe_item(x)}): {e}") from e.__cause__
+        return out
 
     def _fetch(self, desc: tuple[Any, int | None]) -> Any:
         idx, seed = desc
@@ -385,12 +388,12 @@ class DataLoader:
         if self.fast:
             return self.dataset.get_batch(idx)
         with _seeded(seed):
-            if len(self.after_item):
-                items = [self._item(i) for i in idx]
-            elif hasattr(self.dataset, "__getitems__"):  # the batch-fetch protocol of torch.utils.data
+            if hasattr(self.dataset, "__getitems__"):  # the batch-fetch protocol of torch.utils.data
                 items = self.dataset.__getitems__(idx)
             else:
                 items = list(map(self.dataset.__getitem__, idx))
+            if len(self.after_item):
+                items = self._after_item(idx, items)
             if len(self.before_batch):
                 items = self.before_batch(items)
             try:

@@ -267,3 +267,37 @@ def test_a_planned_step_that_fails_still_names_the_step_and_the_item():
     assert pipe(3) == 0  # records the plan
     with pytest.raises(TransformError, match=r"step 2/2 `Inverse` failed on 0.*ZeroDivisionError"):
         pipe(1)
+
+
+_INPUTS = {
+    "int": lambda: 3,
+    "str": lambda: "a",
+    "plain tensor": lambda: torch.zeros(2),
+    "image": lambda: TensorImage(torch.zeros(1, 2, 2)),
+    "points with img_size": lambda: TensorPoint(torch.zeros(1, 2), img_size=(4, 4)),
+    "tuple": lambda: (TensorImage(torch.zeros(1, 2, 2)), 1),
+}
+_RESULTS = {
+    "int": lambda: 5,
+    "plain tensor": lambda: torch.ones(2),
+    "image": lambda: TensorImage(torch.ones(1, 2, 2)),
+    "category": lambda: TensorCategory(torch.tensor(1)),
+    "tuple": lambda: (torch.ones(1, 2, 2), 2),
+}
+
+
+@pytest.mark.parametrize("result", list(_RESULTS))
+@pytest.mark.parametrize("given", list(_INPUTS))
+def test_a_planned_step_types_every_kind_of_result_as_the_step_by_step_rule_does(given, result):
+    make = _RESULTS[result]
+
+    class Make(ItemTransform):
+        def encodes(self, x):
+            return make()
+
+    pipe = Pipeline([Make()])
+    first, planned = pipe(_INPUTS[given]()), pipe(_INPUTS[given]())  # recorded step by step, then run on the plan
+    for a, b in zip(
+        first if isinstance(first, tuple) else (first,), planned if isinstance(planned, tuple) else (planned,)
+    ):
+        assert type(a) is type(b) and getattr(a, "__dict__", None) == getattr(b, "__dict__", None)
