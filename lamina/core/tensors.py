@@ -41,6 +41,7 @@ __all__ = [
     "TitledStr",
     "adopt_type",
     "as_plain",
+    "class_assignable",
     "retain_type",
     "retype",
 ]
@@ -94,13 +95,7 @@ class TensorBase(Tensor):
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
         if type(data) is Tensor:  # the common case: wrapping a plain tensor
-            if sys.getrefcount(data) <= _TEMPORARY_ARG_REFS:
-                # a temporary nobody else holds (`TensorImage(x.float())`): typed in place, which costs a tenth of
-                # making a typed view
-                data.__class__ = cls
-                res: TensorBase = data  # type: ignore[assignment]
-            else:
-                res = retype(data, cls)
+            res: TensorBase = retype(data, cls)
         else:
             res = retype(data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data)), cls)
             if isinstance(data, TensorBase) and data.__dict__:
@@ -344,46 +339,59 @@ def _refs_of_argument(t: Tensor) -> int:
     return sys.getrefcount(t)
 
 
-class _ConstructorProbe:
-    def __new__(cls, t: Tensor) -> int:  # type: ignore[misc]
-        return sys.getrefcount(t)
-
-
-def _with_grad() -> Tensor:
-    """A leaf whose ``.grad`` is a tensor C++ also holds: adopting that one in place would retype ``leaf.grad``."""
-    leaf = torch.zeros(1, requires_grad=True)
-    leaf.sum().backward()
-    return leaf
-
-
 def _calibrate_refs(via_argument: bool) -> int | None:
-    """The count ``sys.getrefcount`` gives for a tensor that only one local variable holds (``via_argument=False``),
-    or inside a function whose argument is otherwise held only by one local of its caller (``True``); ``None`` when
-    this interpreter and torch do not tell such a tensor apart from one also held elsewhere, by Python or by C++
-    (then nothing is adopted in place)."""
+    """The count ``sys.getrefcount`` gives for a tensor that only one local variable holds (``via_argument=False``,
+    the way ``Pipeline`` checks a step's result), or inside a function whose argument is otherwise held only by one
+    local of its caller (``True``, the way :func:`adopt_type` checks ``new``); ``None`` when this interpreter and
+    torch do not tell such a tensor apart from one also held elsewhere, by Python or by C++ (then nothing is adopted
+    in place). Each probe holds its tensor in a local, as the code it calibrates does."""
+    leaf = torch.zeros(1, requires_grad=True)
+    leaf.sum().backward()  # leaf.grad is a tensor C++ also holds: adopting it in place would retype leaf.grad
 
-    def probe(t: Tensor, held: list[Tensor] | None) -> int:
-        if held is not None:
-            held.append(t)
+    def sole() -> int:
+        t = torch.empty(0)
         return _refs_of_argument(t) if via_argument else sys.getrefcount(t)
 
-    leaf = _with_grad()
-    fresh = probe(torch.empty(0), None)
-    return fresh if min(probe(torch.empty(0), []), probe(leaf.grad, None)) > fresh else None  # type: ignore[arg-type]
+    def held_by_python() -> int:
+        t = torch.empty(0)
+        holder = [t]  # noqa: F841 (the second reference)
+        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)
+
+    def held_by_cxx() -> int:
+        t = leaf.grad
+        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)  # type: ignore[arg-type]
+
+    fresh = sole()
+    return fresh if min(held_by_python(), held_by_cxx()) > fresh else None
 
 
-def _calibrate_temporary_refs() -> int:
-    """The count ``sys.getrefcount`` gives inside ``TensorBase.__new__`` for a temporary passed straight to the
-    constructor, when that is less than for a tensor something else also holds (otherwise -1: never in place)."""
-    leaf, held = _with_grad(), torch.empty(0)
-    temporary = _ConstructorProbe(torch.empty(0))
-    return temporary if min(_ConstructorProbe(held), _ConstructorProbe(leaf.grad)) > temporary else -1  # type: ignore[arg-type]
-
-
-_TEMPORARY_ARG_REFS = _calibrate_temporary_refs()
 _FRESH_REFS = _calibrate_refs(via_argument=True)
-# what lamina.core.transform compares a local result with before it changes the result's class in place
+# what lamina.core.transform compares a step's result (a local) with before it changes its class in place
 _SOLE_LOCAL_REFS = _calibrate_refs(via_argument=False)
+
+
+_ASSIGNABLE: dict[type, bool] = {}
+
+
+def class_assignable(cls: type) -> bool:
+    """Whether a plain tensor's ``__class__`` can be set to ``cls`` (not when ``cls`` adds ``__slots__``).
+
+    Examples:
+        >>> class Slotted(TensorBase):
+        ...     __slots__ = ("extra",)
+        >>> class_assignable(TensorImage), class_assignable(Slotted)
+        (True, False)
+    """
+    known = _ASSIGNABLE.get(cls)
+    if known is None:
+        probe = torch.empty(0)
+        try:
+            probe.__class__ = cls
+            known = True
+        except TypeError:
+            known = False
+        _ASSIGNABLE[cls] = known
+    return known
 
 
 def adopt_type(new: Any, old: Any) -> Any:
@@ -404,7 +412,7 @@ def adopt_type(new: Any, old: Any) -> Any:
     cls, tn = type(old), type(new)
     if tn is cls or not isinstance(old, Tensor) or not issubclass(cls, tn) or not isinstance(new, Tensor):
         return new
-    if tn is Tensor and _FRESH_REFS is not None and sys.getrefcount(new) <= _FRESH_REFS:
+    if tn is Tensor and _FRESH_REFS is not None and sys.getrefcount(new) <= _FRESH_REFS and class_assignable(cls):
         new.__class__ = cls  # the caller's variable and this argument are the only references: no one else sees it
         res = new
     else:
@@ -415,13 +423,18 @@ def adopt_type(new: Any, old: Any) -> Any:
 
 
 def retype(t: Tensor, cls: type) -> Any:
-    """``t`` viewed as ``cls`` (same storage). Outside autograd ``_make_subclass`` does it for a third less than
-    ``as_subclass``; a tensor in a graph keeps its history through ``as_subclass``.
+    """``t`` viewed as ``cls`` (same storage; ``t`` itself keeps its type). Outside autograd a detached alias given
+    the class costs half of ``_make_subclass`` and a third of ``as_subclass``; a tensor in a graph keeps its history
+    through ``as_subclass``.
 
     Examples:
         >>> type(retype(torch.zeros(2), TensorImage)).__name__
         'TensorImage'
     """
     if not t.requires_grad and not t.is_inference():  # (a tensor with a grad_fn requires grad)
+        if type(t) is Tensor and class_assignable(cls):  # (a typed t would run detach through its dispatch)
+            alias = t.detach()
+            alias.__class__ = cls
+            return alias
         return Tensor._make_subclass(cls, t, False)
     return t.as_subclass(cls)

@@ -32,6 +32,7 @@ from lamina.core.tensors import (
     _plain_ops,
     _typed_ops_on,
     adopt_type,
+    class_assignable,
     retain_type,
     retype,
 )
@@ -259,6 +260,7 @@ class Transform:
 _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
 _getrefcount = sys.getrefcount
+_MAX_PLANS = 64  # input types a pipeline keeps a plan for (items of further types run step by step)
 _SOLE_REFS = -1 if _SOLE_LOCAL_REFS is None else _SOLE_LOCAL_REFS  # -1: this interpreter cannot tell, never in place
 
 
@@ -313,7 +315,7 @@ def _finish_mode(in_type: type, res_type: type) -> int:
     if res_type is in_type:
         return _SAME if issubclass(in_type, TensorBase) else _KEEP
     if issubclass(in_type, Tensor) and issubclass(in_type, res_type):  # a more general result takes x's type
-        return _ADOPT if res_type is Tensor else _RULE
+        return _ADOPT if res_type is Tensor and class_assignable(in_type) else _RULE
     return _KEEP
 
 
@@ -414,13 +416,18 @@ class Pipeline:
     def __init__(self, funcs: Any = None, split_idx: int | None = None) -> None:
         fs = [f() if isinstance(f, type) else f for f in listify(funcs)]
         fs = [f if isinstance(f, Transform) else Transform(f) for f in fs]
-        self.fs: tuple[Transform, ...] = tuple(sorted(fs, key=lambda t: t.order))
+        self._fs: tuple[Transform, ...] = tuple(sorted(fs, key=lambda t: t.order))
         # steps whose class overrides __call__ are called as they are; the others through _call_plain (the body of
         # Transform.__call__ without its _plain_ops entry, which the pipeline enters once for all steps)
-        self._own_call = tuple(type(f).__call__ is not _TRANSFORM_CALL for f in self.fs)
-        self._calls = tuple(f if own else f._call_plain for f, own in zip(self.fs, self._own_call))
+        self._own_call = tuple(type(f).__call__ is not _TRANSFORM_CALL for f in self._fs)
+        self._calls = tuple(f if own else f._call_plain for f, own in zip(self._fs, self._own_call))
         self._plans: dict[type, tuple[_PlanStep, ...]] = {}
         self.split_idx = split_idx
+
+    @property
+    def fs(self) -> tuple[Transform, ...]:
+        """The steps, in order (read-only: build a new Pipeline to change them)."""
+        return self._fs
 
     def setup(self, items: Any = None) -> None:
         """Run each step's ``setups`` on ``items`` with only the earlier steps applied (in validation mode, so
@@ -478,8 +485,8 @@ class Pipeline:
         split, in_type, pos = self.split_idx, type(x), start
         plan: list[list[Any]] = []  # the steps of _PlanStep, with the type each passes on filled in as x goes on
         try:
-            for pos in range(start, len(self.fs)):
-                t, tx = self.fs[pos], type(x)
+            for pos in range(start, len(self._fs)):
+                t, tx = self._fs[pos], type(x)
                 if plan:
                     plan[-1][3] = tx  # what the last planned step passed on (through the steps that let x pass)
                 if self._own_call[pos] or (tx is tuple and not t._whole_tuple):
@@ -500,7 +507,7 @@ class Pipeline:
             raise
         except Exception as e:
             raise self._failed(pos, x, e) from e
-        if record:
+        if record and len(self._plans) < _MAX_PLANS:
             if plan:
                 plan[-1][3] = type(x)
             self._plans[in_type] = tuple((t, f, r, o, m, p) for t, f, r, o, m, p in plan)
@@ -532,10 +539,10 @@ class Pipeline:
         raise TypeError(f"cannot show {describe_item(o)}: no step decodes it into a type with a `show` method")
 
     def __len__(self) -> int:
-        return len(self.fs)
+        return len(self._fs)
 
     def __iter__(self) -> Iterator[Transform]:
-        return iter(self.fs)
+        return iter(self._fs)
 
     def __repr__(self) -> str:
         return "Pipeline: " + " -> ".join(repr(f) for f in self.fs)

@@ -236,10 +236,6 @@ class Datasets(Sequence[tuple[Any, ...]]):
             roles = ["input" if k < (n_inp or max(len(pipes) - 1, 1)) else "target" for k in range(len(pipes))]
             tls = [TfmdLists(items, t, splits, split_idx, do_setup, r) for t, r in zip(pipes, roles)]
         self.tls = list(tls)
-        self._shared = all(tl.items is self.tls[0].items for tl in self.tls)
-        # the per-item hot path: every pipeline reads one list, so the raw item is fetched once
-        hot = self._shared and type(self.items) is list
-        self._hot = (self.tls[0].items, tuple(tl.tfms for tl in self.tls)) if hot else None
         self.n_inp = n_inp if n_inp is not None else max(len(self.tls) - 1, 1)
         self.split_idx = split_idx
 
@@ -257,10 +253,8 @@ class Datasets(Sequence[tuple[Any, ...]]):
         return len(self.tls[0])
 
     def __getitem__(self, i: Any) -> Any:
-        if self._hot is not None and type(i) is int:
-            return self.__getitems__([i])[0]
         if isinstance(i, (int, np.integer)):
-            return tuple([tl[i] for tl in self.tls])
+            return self._fetch([int(i)])[0]
         idxs = range(*i.indices(len(self))) if isinstance(i, slice) else i
         return [self[int(j)] for j in idxs]
 
@@ -272,24 +266,30 @@ class Datasets(Sequence[tuple[Any, ...]]):
             >>> [(x, int(y)) for x, y in Datasets(["dog", "cat"], [[str.upper], [Categorize()]]).__getitems__([1, 0])]
             [('CAT', 0), ('DOG', 1)]
         """
-        if self._hot is None:
+        if type(self).__getitem__ is not Datasets.__getitem__:  # a subclass's own __getitem__ says what an item is
             return [self[i] for i in idxs]
-        # the per-item hot path: every pipeline reads one list, so each raw item is fetched once, and the pipelines
-        # run in plain-op mode, entered once for the batch
-        items, pipes = self._hot
-        out: list[tuple[Any, ...]] = []
+        return self._fetch(idxs)
+
+    def _fetch(self, idxs: Sequence[int]) -> list[tuple[Any, ...]]:
+        tls = self.tls
+        items = tls[0].items
+        if type(items) is not list or any(tl.items is not items for tl in tls):
+            return [tuple([tl[i] for tl in tls]) for i in idxs]
+        # the hot path: every pipeline reads one list, so each raw item is fetched once, and the pipelines run in
+        # plain-op mode, entered once for the batch
+        pipes, out = [tl.tfms for tl in tls], []
         with _plain_ops():
             for i in idxs:
                 try:
                     raw = items[i]
                 except (IndexError, TypeError):
-                    raw = self.tls[0]._raw(i)  # raises the error that names the index and the length
+                    raw = tls[0]._raw(i)  # raises the error that names the index and the length
                 elements: list[Any] = []
                 try:
                     for pipe in pipes:
                         elements.append(pipe(raw))
                 except TransformError as e:
-                    raise self.tls[len(elements)]._failed(int(i), raw, e) from e.__cause__
+                    raise tls[len(elements)]._failed(int(i), raw, e) from e.__cause__
                 out.append(tuple(elements))
         return out
 
@@ -298,8 +298,9 @@ class Datasets(Sequence[tuple[Any, ...]]):
 
     def subset(self, i: int) -> Datasets:
         """The view of split ``i`` (0 training, 1 validation)."""
-        if self._shared:  # the pipelines keep sharing one container of raw items
-            items = self.tls[0].split_items(i)
+        first = self.tls[0]
+        if all(tl.items is first.items and tl.splits == first.splits for tl in self.tls):
+            items = first.split_items(i)  # the pipelines keep sharing one container of raw items
             return Datasets(tls=[tl.new(items, split_idx=i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
         return Datasets(tls=[tl.subset(i) for tl in self.tls], n_inp=self.n_inp, split_idx=i)
 

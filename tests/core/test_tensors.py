@@ -105,3 +105,25 @@ def test_wrapping_a_tensor_never_retypes_one_that_something_else_holds():
     grad_img = TensorImage(leaf.grad)  # torch holds the gradient: the wrapper is a new typed view of it
     assert type(leaf.grad) is torch.Tensor and type(grad_img) is TensorImage
     assert type(TensorImage(torch.ones(2) * 2)) is TensorImage  # a temporary is typed in place
+
+
+def test_wrapping_an_unpacked_container_element_leaves_the_element_plain():
+    holder, listed = (torch.zeros(2),), [torch.zeros(2)]
+    assert type(TensorImage(*holder)) is TensorImage and type(TensorImage(*listed)) is TensorImage
+    assert type(holder[0]) is torch.Tensor and type(listed[0]) is torch.Tensor
+
+
+def test_a_tensor_type_with_slots_is_built_and_kept_through_a_pipeline():
+    from lamina.core.transform import Pipeline, Transform
+
+    class Slotted(TensorBase):
+        __slots__ = ("extra",)
+
+    class Double(Transform):
+        def encodes(self, x: Slotted):
+            return x * 2
+
+    pipe = Pipeline([Double()])
+    for _ in range(2):  # recorded step by step, then planned
+        out = pipe(Slotted(torch.ones(2) + 1))
+        assert type(out) is Slotted and out.tolist() == [4.0, 4.0]

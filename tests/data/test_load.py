@@ -173,3 +173,30 @@ def test_pin_memory_path_goes_through_torch_loader():
     dl = DataLoader(np.arange(6).tolist(), bs=3, pin_memory=False, num_workers=1)
     assert [b.tolist() for b in dl] == [[0, 1, 2], [3, 4, 5]]
     assert x.shape == (6, 2)
+
+
+def test_a_datasets_subclass_own_getitem_decides_what_the_loader_batches():
+    class Offset(Datasets):
+        def __getitem__(self, i):
+            x, y = super().__getitem__(i)
+            return x, y + 1000
+
+    ds = Offset(list(range(4)), [[lambda v: v], [lambda v: v]])
+    assert next(iter(DataLoader(ds, bs=4)))[1].tolist() == [1000, 1001, 1002, 1003]
+
+
+def test_datasets_follow_pipelines_replaced_after_creation_and_keep_each_pipelines_splits():
+    from lamina.core.transform import Pipeline
+    from lamina.data.core import TfmdLists
+
+    ds = Datasets(list(range(3)), [[lambda v: v]])
+    ds.tls[0].tfms = Pipeline([lambda v: v * 100])
+    assert ds[1] == ds[np.int64(1)] == (100,)
+    items = list(range(6))
+    own_splits = Datasets(
+        tls=[
+            TfmdLists(items, [lambda v: v], splits=[[0, 1], [2, 3]]),
+            TfmdLists(items, [lambda v: -v], splits=[[4, 5], [0, 1]]),
+        ]
+    )
+    assert list(own_splits.train) == [(0, -4), (1, -5)]
