@@ -94,8 +94,12 @@ class TensorBase(Tensor):
     _show_args: ClassVar[dict[str, Any]] = {}
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
-        if type(data) is Tensor:  # the common case: wrapping a plain tensor
-            res: TensorBase = retype(data, cls)
+        if type(data) is Tensor and _ASSIGNABLE.get(cls) and not data.requires_grad and not data.is_inference():
+            alias: Any = data.detach()  # the common case: retype's first branch, without the call
+            alias.__class__ = cls
+            res: TensorBase = alias
+        elif type(data) is Tensor:
+            res = retype(data, cls)
         else:
             res = retype(data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data)), cls)
             if isinstance(data, TensorBase) and data.__dict__:
@@ -431,10 +435,14 @@ def retype(t: Tensor, cls: type) -> Any:
         >>> type(retype(torch.zeros(2), TensorImage)).__name__
         'TensorImage'
     """
-    if not t.requires_grad and not t.is_inference():  # (a tensor with a grad_fn requires grad)
-        if type(t) is Tensor and class_assignable(cls):  # (a typed t would run detach through its dispatch)
-            alias = t.detach()
-            alias.__class__ = cls
-            return alias
+    # the common case first: a plain tensor (a typed one would run detach through its dispatch), outside autograd
+    # (a tensor with a grad_fn requires grad), to a class known to take class assignment
+    if type(t) is Tensor and _ASSIGNABLE.get(cls) and not t.requires_grad and not t.is_inference():
+        alias = t.detach()
+        alias.__class__ = cls
+        return alias
+    if not t.requires_grad and not t.is_inference():
+        if type(t) is Tensor and class_assignable(cls):  # (the first time cls is seen)
+            return retype(t, cls)
         return Tensor._make_subclass(cls, t, False)
     return t.as_subclass(cls)

@@ -444,9 +444,13 @@ class Pipeline:
     # item goes on step by step from the next step.
 
     def __call__(self, x: Any) -> Any:
-        if _typed_ops_on():  # enter plain-op mode once for all steps (a Datasets enters it once for a batch)
+        if _typed_ops_on():  # enter plain-op mode once for all steps
             with _plain_ops():
-                return self(x)
+                return self._run(x)
+        return self._run(x)
+
+    def _run(self, x: Any) -> Any:
+        """``__call__`` in plain-op mode (a Datasets calls it for all the pipelines of a batch's items)."""
         plan = self._plans.get(type(x))
         if plan is None:
             return self._run_steps(x, 0, record=True)

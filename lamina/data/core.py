@@ -287,7 +287,7 @@ class Datasets(Sequence[tuple[Any, ...]]):
                 elements: list[Any] = []
                 try:
                     for pipe in pipes:
-                        elements.append(pipe(raw))
+                        elements.append(pipe._run(raw))
                 except TransformError as e:
                     raise tls[len(elements)]._failed(int(i), raw, e) from e.__cause__
                 out.append(tuple(elements))
