@@ -94,12 +94,8 @@ class TensorBase(Tensor):
     _show_args: ClassVar[dict[str, Any]] = {}
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
-        if type(data) is Tensor and _ASSIGNABLE.get(cls) and not data.requires_grad and not data.is_inference():
-            alias: Any = data.detach()  # the common case: retype's first branch, without the call
-            alias.__class__ = cls
-            res: TensorBase = alias
-        elif type(data) is Tensor:
-            res = retype(data, cls)
+        if type(data) is Tensor:  # the common case: wrapping a plain tensor
+            res: TensorBase = retype(data, cls)
         else:
             res = retype(data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data)), cls)
             if isinstance(data, TensorBase) and data.__dict__:
@@ -343,12 +339,12 @@ def _refs_of_argument(t: Tensor) -> int:
     return sys.getrefcount(t)
 
 
-def _calibrate_refs(via_argument: bool) -> int | None:
+def _calibrate_refs(via_argument: bool) -> int:
     """The count ``sys.getrefcount`` gives for a tensor that only one local variable holds (``via_argument=False``,
     the way ``Pipeline`` checks a step's result), or inside a function whose argument is otherwise held only by one
-    local of its caller (``True``, the way :func:`adopt_type` checks ``new``); ``None`` when this interpreter and
-    torch do not tell such a tensor apart from one also held elsewhere, by Python or by C++ (then nothing is adopted
-    in place). Each probe holds its tensor in a local, as the code it calibrates does."""
+    local of its caller (``True``, the way :func:`adopt_type` checks ``new``); -1 when this interpreter and torch do
+    not tell such a tensor apart from one also held elsewhere, by Python or by C++ (no count is that low, so nothing
+    is adopted in place). Each probe holds its tensor in a local, as the code it calibrates does."""
     leaf = torch.zeros(1, requires_grad=True)
     leaf.sum().backward()  # leaf.grad is a tensor C++ also holds: adopting it in place would retype leaf.grad
 
@@ -366,7 +362,7 @@ def _calibrate_refs(via_argument: bool) -> int | None:
         return _refs_of_argument(t) if via_argument else sys.getrefcount(t)  # type: ignore[arg-type]
 
     fresh = sole()
-    return fresh if min(held_by_python(), held_by_cxx()) > fresh else None
+    return fresh if min(held_by_python(), held_by_cxx()) > fresh else -1
 
 
 _FRESH_REFS = _calibrate_refs(via_argument=True)
@@ -416,7 +412,7 @@ def adopt_type(new: Any, old: Any) -> Any:
     cls, tn = type(old), type(new)
     if tn is cls or not isinstance(old, Tensor) or not issubclass(cls, tn) or not isinstance(new, Tensor):
         return new
-    if tn is Tensor and _FRESH_REFS is not None and sys.getrefcount(new) <= _FRESH_REFS and class_assignable(cls):
+    if tn is Tensor and sys.getrefcount(new) <= _FRESH_REFS and class_assignable(cls):
         new.__class__ = cls  # the caller's variable and this argument are the only references: no one else sees it
         res = new
     else:
@@ -435,14 +431,11 @@ def retype(t: Tensor, cls: type) -> Any:
         >>> type(retype(torch.zeros(2), TensorImage)).__name__
         'TensorImage'
     """
-    # the common case first: a plain tensor (a typed one would run detach through its dispatch), outside autograd
-    # (a tensor with a grad_fn requires grad), to a class known to take class assignment
-    if type(t) is Tensor and _ASSIGNABLE.get(cls) and not t.requires_grad and not t.is_inference():
+    if t.requires_grad or t.is_inference():  # (a tensor with a grad_fn requires grad)
+        return t.as_subclass(cls)
+    # a plain tensor (a typed one would run detach through its dispatch) to a class that takes class assignment
+    if type(t) is Tensor and (_ASSIGNABLE.get(cls) or class_assignable(cls)):
         alias = t.detach()
         alias.__class__ = cls
         return alias
-    if not t.requires_grad and not t.is_inference():
-        if type(t) is Tensor and class_assignable(cls):  # (the first time cls is seen)
-            return retype(t, cls)
-        return Tensor._make_subclass(cls, t, False)
-    return t.as_subclass(cls)
+    return Tensor._make_subclass(cls, t, False)

@@ -261,7 +261,6 @@ _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
 _getrefcount = sys.getrefcount
 _MAX_PLANS = 64  # input types a pipeline keeps a plan for (items of further types run step by step)
-_SOLE_REFS = -1 if _SOLE_LOCAL_REFS is None else _SOLE_LOCAL_REFS  # -1: this interpreter cannot tell, never in place
 
 
 class ItemTransform(Transform):
@@ -465,7 +464,7 @@ class Pipeline:
                     res = f(t, x)
                     if type(res) is res_type:
                         if mode == _ADOPT:
-                            if _getrefcount(res) <= _SOLE_REFS:
+                            if _getrefcount(res) <= _SOLE_LOCAL_REFS:
                                 res.__class__ = out_type  # nothing else holds the new tensor: no view to make
                             else:
                                 res = retype(cast(Tensor, res), out_type)  # (_ADOPT results are tensors)
