@@ -18,13 +18,13 @@ def _mnist_dls(seed: int = 0) -> Any:
     import numpy as np
     import torch
 
-    from lamina.core.tensors import TensorImageBW
+    from lamina.core.tensors import TensorImageBW, retype
     from lamina.core.transform import ItemTransform
     from lamina.data import Categorize, Datasets, IntToFloatTensor, Normalize, mnist_sample_arrays
 
     class Image(ItemTransform):
         def encodes(self, item: tuple) -> TensorImageBW:
-            return TensorImageBW(torch.from_numpy(np.ascontiguousarray(item[0]))[None])
+            return retype(torch.from_numpy(np.ascontiguousarray(item[0]))[None], TensorImageBW)
 
     class Label(ItemTransform):
         def encodes(self, item: tuple) -> str:

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["TypeDispatch", "annotation_types", "input_types"]
+__all__ = ["TypeDispatch", "annotation_types", "input_types", "result_type"]
 
 
 def annotation_types(annotation: Any) -> tuple[type, ...]:
@@ -71,6 +71,34 @@ def input_types(func: Callable[..., Any], method: bool = True) -> tuple[type, ..
     return annotation_types(ann)
 
 
+def result_type(func: Callable[..., Any]) -> type | None:
+    """The class a function's return annotation names, or ``None`` when it names no single class (no annotation,
+    ``A | B``, a generic such as ``list[int]``) or the function has no signature to read.
+
+    String annotations (``from __future__ import annotations``) are evaluated in the function's module; one that
+    does not resolve raises, as an input annotation does.
+
+    Examples:
+        >>> def f(self, x: int) -> float: ...
+        >>> def g(self, x: int) -> int | None: ...
+        >>> result_type(f), result_type(g), result_type(max)
+        (<class 'float'>, None, None)
+    """
+    try:
+        ann = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):  # a builtin without a signature
+        return None
+    if isinstance(ann, str):
+        try:
+            ann = eval(ann, getattr(func, "__globals__", {}))
+        except NameError as e:
+            raise TypeError(
+                f"cannot resolve the return annotation {ann!r} of {func.__qualname__}: {e} (define or import the "
+                "class at module level, before the function)"
+            ) from e
+    return ann if isinstance(ann, type) and not isinstance(ann, types.GenericAlias) else None
+
+
 class _LookupCache(dict[type, "Callable[..., Any] | None"]):
     """type -> function (or None), filled on first lookup by walking the MRO; hits are one C-level dict access."""
 
@@ -101,19 +129,25 @@ class TypeDispatch:
     def __init__(self, funcs: list[Callable[..., Any]] | None = None) -> None:
         self._funcs: dict[type, Callable[..., Any]] = {}
         self._cache = _LookupCache(self._funcs)
+        self.returns: dict[Callable[..., Any], type | None] = {}  # function -> the class its return annotation names
         for f in funcs or []:
             self.add(f)
 
-    def add(self, func: Callable[..., Any], for_types: tuple[type, ...] | None = None) -> None:
-        """Register ``func`` for ``for_types`` (from its annotation when ``None``); a later one replaces an earlier."""
+    def add(
+        self, func: Callable[..., Any], for_types: tuple[type, ...] | None = None, returns: type | None = None
+    ) -> None:
+        """Register ``func`` for ``for_types`` (from its annotation when ``None``); a later one replaces an earlier.
+        ``returns``: the class its results are (from its return annotation when ``None``), see :func:`result_type`."""
         for t in for_types or input_types(func):
             self._funcs[t] = func
+        self.returns[func] = returns or result_type(func)
         self._cache.clear()
 
     def copy(self) -> TypeDispatch:
         """A new registry with the same functions, to extend without touching this one."""
         new = TypeDispatch()
         new._funcs.update(self._funcs)
+        new.returns.update(self.returns)
         return new
 
     def __getitem__(self, t: type) -> Callable[..., Any] | None:

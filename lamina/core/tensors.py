@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.overrides import get_default_nowrap_functions
+
+_TensorT = TypeVar("_TensorT", bound=Tensor)
 
 __all__ = [
     "Category",
@@ -339,35 +341,47 @@ def _refs_of_argument(t: Tensor) -> int:
     return sys.getrefcount(t)
 
 
-def _calibrate_refs(via_argument: bool) -> int:
-    """The count ``sys.getrefcount`` gives for a tensor that only one local variable holds (``via_argument=False``,
-    the way ``Pipeline`` checks a step's result), or inside a function whose argument is otherwise held only by one
-    local of its caller (``True``, the way :func:`adopt_type` checks ``new``); -1 when this interpreter and torch do
-    not tell such a tensor apart from one also held elsewhere, by Python or by C++ (no count is that low, so nothing
-    is adopted in place). Each probe holds its tensor in a local, as the code it calibrates does."""
+def _calibrate_refs(how: str) -> int:
+    """The count ``sys.getrefcount`` gives for a tensor nothing else holds, as lamina's code meets it, or -1 when this
+    interpreter and torch do not tell it apart from a tensor also held elsewhere, by Python or by C++ (no count is
+    that low, so nothing changes class in place). ``how``:
+
+    - ``"local"``: one local variable holds it (how ``Pipeline`` checks a step's result);
+    - ``"argument"``: inside a function whose argument one local of its caller holds (how :func:`adopt_type` checks);
+    - ``"temporary"``: inside a function called with the result of an expression (how :func:`retype` checks).
+
+    Each probe holds its tensor the way the code it calibrates does; the held ones add one more holder."""
     leaf = torch.zeros(1, requires_grad=True)
-    leaf.sum().backward()  # leaf.grad is a tensor C++ also holds: adopting it in place would retype leaf.grad
+    leaf.sum().backward()  # leaf.grad is a tensor C++ also holds: retyping it in place would retype leaf.grad
 
     def sole() -> int:
+        if how == "temporary":
+            return _refs_of_argument(torch.empty(0))
         t = torch.empty(0)
-        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)
+        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)
 
     def held_by_python() -> int:
         t = torch.empty(0)
-        holder = [t]  # noqa: F841 (the second reference)
-        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)
+        holder = [t]
+        if how == "temporary":
+            return min(_refs_of_argument(t), _refs_of_argument(holder[0]), _refs_of_argument(*holder))
+        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)
 
     def held_by_cxx() -> int:
+        if how == "temporary":
+            return _refs_of_argument(leaf.grad)  # type: ignore[arg-type]
         t = leaf.grad
-        return _refs_of_argument(t) if via_argument else sys.getrefcount(t)  # type: ignore[arg-type]
+        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)  # type: ignore[arg-type]
 
     fresh = sole()
     return fresh if min(held_by_python(), held_by_cxx()) > fresh else -1
 
 
-_FRESH_REFS = _calibrate_refs(via_argument=True)
+_FRESH_REFS = _calibrate_refs("argument")
 # what lamina.core.transform compares a step's result (a local) with before it changes its class in place
-_SOLE_LOCAL_REFS = _calibrate_refs(via_argument=False)
+_SOLE_LOCAL_REFS = _calibrate_refs("local")
+_TEMPORARY_REFS = _calibrate_refs("temporary")
+_getrefcount = sys.getrefcount
 
 
 _ASSIGNABLE: dict[type, bool] = {}
@@ -394,48 +408,74 @@ def class_assignable(cls: type) -> bool:
     return known
 
 
-def adopt_type(new: Any, old: Any) -> Any:
+def adopt_type(new: Any, old: Any, cls: type | None = None) -> Any:
     """:func:`retain_type` for a result the caller just computed: when nothing else references ``new``, it becomes
     ``old``'s type in place (no new tensor object, so no allocation or garbage-collector work); otherwise a typed
-    view is made.
+    view is made, which keeps ``new``'s own attributes. The result takes ``old``'s metadata for the keys it lacks
+    when it becomes ``old``'s kind of tensor (``old``'s type, a subclass or a parent).
 
     Args:
         new: the result (held in one local variable of the caller, or passed straight from the call computing it).
-        old: the input whose type and metadata the result takes.
+        old: the input whose metadata the result takes (when it is a tensor), and whose type, unless ``cls`` is given.
+        cls: the type to give ``new`` instead of ``old``'s (a step's return annotation), when it is more specific.
 
     Examples:
         >>> old = TensorImage(torch.zeros(1))
         >>> res = torch.ones(2)
-        >>> type(adopt_type(res, old)).__name__
-        'TensorImage'
+        >>> type(adopt_type(res, old)).__name__, type(adopt_type(torch.ones(2), "a path", TensorMask)).__name__
+        ('TensorImage', 'TensorMask')
     """
-    cls, tn = type(old), type(new)
-    if tn is cls or not isinstance(old, Tensor) or not issubclass(cls, tn) or not isinstance(new, Tensor):
+    if cls is None:
+        cls = type(old)
+        if not isinstance(old, Tensor):
+            return new
+    tn = type(new)
+    if tn is cls or not issubclass(cls, tn) or not isinstance(new, Tensor):
         return new
     if tn is Tensor and sys.getrefcount(new) <= _FRESH_REFS and class_assignable(cls):
         new.__class__ = cls  # the caller's variable and this argument are the only references: no one else sees it
         res = new
     else:
-        res = retype(new, cls)
-    if old.__dict__:  # a subclass of a torch.Tensor subclass: TensorBase (or a user's tensor type) has a __dict__
-        res.__dict__.update(old.__dict__)
+        res = _retype_keeping(new, cls)
+    if isinstance(old, Tensor) and old.__dict__ and (isinstance(old, cls) or issubclass(cls, type(old))):
+        _take_metadata(res, old)
     return res
 
 
-def retype(t: Tensor, cls: type) -> Any:
-    """``t`` viewed as ``cls`` (same storage; ``t`` itself keeps its type). Outside autograd a detached alias given
-    the class costs half of ``_make_subclass`` and a third of ``as_subclass``; a tensor in a graph keeps its history
-    through ``as_subclass``.
+def _retype_keeping(t: Tensor, cls: type[_TensorT]) -> _TensorT:
+    """:func:`retype` for a tensor that may carry attributes of its own (metadata): the result keeps them."""
+    res = retype(t, cls)
+    if res is not t and t.__dict__:
+        res.__dict__.update(t.__dict__)
+    return res
+
+
+def _take_metadata(res: Tensor, source: Tensor) -> None:
+    """Give ``res`` the metadata of ``source`` for the keys ``res`` lacks (its own values win)."""
+    own = res.__dict__
+    own.update({k: v for k, v in source.__dict__.items() if k not in own})
+
+
+def retype(t: Tensor, cls: type[_TensorT]) -> _TensorT:
+    """``t`` as a ``cls`` sharing its storage. Called with a tensor nothing else holds, the result of an expression
+    (``retype(torch.from_numpy(a)[None], TensorImageBW)``), that tensor takes the class: the cheapest way to build a
+    typed tensor. Otherwise ``t`` keeps its type and the result is a new tensor: outside autograd a detached alias
+    given the class (half the cost of ``_make_subclass``, a third of ``as_subclass``), in a graph ``as_subclass``,
+    which keeps the history.
 
     Examples:
-        >>> type(retype(torch.zeros(2), TensorImage)).__name__
-        'TensorImage'
+        >>> t = torch.zeros(2)
+        >>> type(retype(t, TensorImage)).__name__, type(t).__name__, type(retype(torch.ones(2), TensorMask)).__name__
+        ('TensorImage', 'Tensor', 'TensorMask')
     """
+    if type(t) is Tensor and _getrefcount(t) <= _TEMPORARY_REFS and (_ASSIGNABLE.get(cls) or class_assignable(cls)):
+        t.__class__ = cls  # this call holds the only reference: no one else can see the change
+        return t  # type: ignore[return-value]
     if t.requires_grad or t.is_inference():  # (a tensor with a grad_fn requires grad)
         return t.as_subclass(cls)
     # a plain tensor (a typed one would run detach through its dispatch) to a class that takes class assignment
     if type(t) is Tensor and (_ASSIGNABLE.get(cls) or class_assignable(cls)):
         alias = t.detach()
         alias.__class__ = cls
-        return alias
+        return alias  # type: ignore[return-value]
     return Tensor._make_subclass(cls, t, False)

@@ -8,7 +8,9 @@ that element's type and passes through the ones it has no method for; an :class:
 
 Inside ``encodes``/``decodes`` the input keeps its type and metadata, but torch operations return plain tensors
 (subclass dispatch on every op would cost more than the op on small items); the transform gives its result the
-input's semantic type back (element by element for tuples), unless the method built another typed tensor itself.
+input's semantic type back (element by element for tuples), unless the method built another typed tensor itself
+or its return annotation names a more specific tensor type (``def encodes(self, x: np.ndarray) -> TensorImage``
+returning a plain tensor gives a ``TensorImage``).
 
 Configuration (the ``__init__`` arguments, stored under the same names) and learned state (attributes ending in
 ``_``) are data: :func:`transform_to_state` writes them as JSON-safe values plus tensors and
@@ -18,23 +20,26 @@ Configuration (the ``__init__`` arguments, stored under the same names) and lear
 from __future__ import annotations
 
 import inspect
+import itertools
+import linecache
 import sys
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, cast
 
 from torch import Tensor
 
-from lamina.core.dispatch import TypeDispatch, input_types
+from lamina.core.dispatch import TypeDispatch, input_types, result_type
 from lamina.core.serial import SerialError, from_jsonable, to_jsonable
 from lamina.core.tensors import (
     _SOLE_LOCAL_REFS,
     TensorBase,
     _plain_ops,
+    _retype_keeping,
+    _take_metadata,
     _typed_ops_on,
     adopt_type,
     class_assignable,
-    retain_type,
-    retype,
 )
 from lamina.core.utils import describe_item, listify
 
@@ -141,6 +146,10 @@ class Transform:
         >>> img, pts = FlipX()((TensorImage(torch.arange(4.0).view(1, 1, 4)), TensorPoint(torch.tensor([[0., 0.]]))))
         >>> img.flatten().tolist(), pts.tolist()
         ([3.0, 2.0, 1.0, 0.0], [[3.0, 0.0]])
+        >>> class Scale(Transform):
+        ...     def encodes(self, x: list) -> TensorImage: return torch.tensor(x) / 255  # the annotation types it
+        >>> type(Scale()([255, 0])).__name__
+        'TensorImage'
     """
 
     order: ClassVar[int] = 0
@@ -175,7 +184,7 @@ class Transform:
         for role, f in (("encodes", enc), ("decodes", dec)):
             if f is not None:
                 td = getattr(self, f"_{role}_td").copy()
-                td.add(_as_method(f), input_types(f, method=False))
+                td.add(_as_method(f), input_types(f, method=False), result_type(f))
                 setattr(self, f"_{role}_td", td)
 
     @property
@@ -231,7 +240,7 @@ class Transform:
 
     def _apply_one(self, td: TypeDispatch, x: Any) -> Any:
         f = td._cache[type(x)]
-        return x if f is None else _typed_result(f(self, x), x)
+        return x if f is None else _typed_result(f(self, x), x, td.returns[f])
 
     def get_config(self) -> dict[str, Any]:
         """The ``__init__`` arguments that rebuild this transform (read from attributes of the same names)."""
@@ -261,6 +270,7 @@ _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
 _getrefcount = sys.getrefcount
 _MAX_PLANS = 64  # input types a pipeline keeps a plan for (items of further types run step by step)
+_PLAN_NUMBERS = itertools.count()  # gives each compiled plan its own file name for tracebacks
 
 
 class ItemTransform(Transform):
@@ -284,18 +294,18 @@ def _as_method(f: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
-def _typed_result(res: Any, x: Any) -> Any:
-    """The result of an ``encodes``/``decodes`` on ``x`` with ``x``'s semantic type: a plain tensor computed from a
-    typed one takes its type and metadata, a tuple from a tuple element by element; a result built as ``x``'s own
-    type keeps ``x``'s metadata when it has none; anything else is returned as it is."""
+def _typed_result(res: Any, x: Any, cls: type | None = None) -> Any:
+    """The result of an ``encodes``/``decodes`` on ``x`` with ``x``'s semantic type: a tensor of a more general type
+    computed from a typed one takes its type and metadata; a result built as ``x``'s own type keeps ``x``'s metadata
+    when it has none; anything else (a tuple from an ItemTransform included) is returned as it is. ``cls``, the class
+    the method's return annotation names, comes first: a tensor of a more general type becomes ``cls`` (see
+    :func:`adopt_type` for the metadata)."""
+    if cls is not None and type(res) is not cls and isinstance(res, Tensor) and issubclass(cls, type(res)):
+        return adopt_type(res, x, cls)
     tx = type(x)
     if type(res) is tx:
         if res is not x and isinstance(x, TensorBase) and x.__dict__ and not res.__dict__:
             res.__dict__.update(x.__dict__)
-        return res
-    if tx is tuple:
-        if type(res) is tuple and len(res) == len(x):
-            return tuple([retain_type(r, o) for r, o in zip(res, x)])
         return res
     return adopt_type(res, x) if isinstance(x, Tensor) else res
 
@@ -303,14 +313,20 @@ def _typed_result(res: Any, x: Any) -> Any:
 # How a pipeline's plan (see Pipeline) finishes a result of the type it recorded:
 _KEEP = 0  # as it is: what the rule does with a result from a non-tensor, or of a type not more general than x's
 _SAME = 1  # a typed tensor of the input's type: it takes the input's metadata if it has none
-_ADOPT = 2  # a plain tensor from a typed one: it becomes the input's type (in place when nothing else holds it)
-_RULE = 3  # anything else (tuples from tuples, typed tensors of a parent type): _typed_result decides
+_ADOPT = 2  # a plain tensor from a tensor: it takes the input's type, or the step's return annotation when that is
+# the input's kind (in place when nothing else holds it), and the input's metadata for the keys it lacks
+_RULE = 3  # anything else (typed tensors of a parent type): _typed_result decides
+_CAST = 4  # a plain tensor typed by the step's return annotation, of another kind than the input: no metadata
 
 
-def _finish_mode(in_type: type, res_type: type) -> int:
-    """How ``_typed_result`` treats a result of ``res_type`` from an input of ``in_type`` (see the modes above)."""
-    if in_type is tuple:
-        return _RULE if res_type is tuple else _KEEP
+def _finish_mode(in_type: type, res_type: type, cls: type | None = None) -> int:
+    """How ``_typed_result`` treats a result of ``res_type`` from an input of ``in_type`` with the return annotation
+    ``cls`` (see the modes above)."""
+    if cls is not None and res_type is not cls and issubclass(res_type, Tensor) and issubclass(cls, res_type):
+        if res_type is Tensor and class_assignable(cls):
+            same_kind = issubclass(in_type, Tensor) and (issubclass(in_type, cls) or issubclass(cls, in_type))
+            return _ADOPT if same_kind else _CAST
+        return _RULE
     if res_type is in_type:
         return _SAME if issubclass(in_type, TensorBase) else _KEEP
     if issubclass(in_type, Tensor) and issubclass(in_type, res_type):  # a more general result takes x's type
@@ -395,8 +411,63 @@ def _showable(o: Any) -> bool:
 # One step of a plan (see Pipeline.__call__): the transform, its encodes for the type the item has there (None: call
 # the step), the result type seen when the plan was recorded (None: always finish with the general rule), the type
 # the step passed on to the next planned step (through the steps that let it pass), how to finish a result of the
-# recorded type, and the step's position in the pipeline.
-_PlanStep = tuple[Transform, Callable[..., Any] | None, type | None, type, int, int]
+# recorded type, the step's position in the pipeline, the class its return annotation names, and the step's
+# split_idx when the plan was recorded.
+_PlanStep = list[Any]
+
+
+def _compile_plan(pipe: Pipeline, in_type: type, plan: list[_PlanStep]) -> Callable[[Any], Any]:
+    """The plan as a Python function of one item: the steps written out one after another, so an item pays for its
+    transforms' own work and a few checks, not for a loop interpreting the plan. The source is registered with
+    ``linecache``: tracebacks through a plan show its lines."""
+    split, n = pipe.split_idx, len(pipe._fs)
+    env: dict[str, Any] = {
+        "type": type, "getrefcount": _getrefcount, "retype_keeping": _retype_keeping, "take_metadata": _take_metadata,
+        "typed_result": _typed_result,
+        "TransformError": TransformError, "pipe": pipe, "in_type": in_type, "split": split,
+    }  # fmt: skip
+    body: list[str] = []
+    for k, (t, f, res_type, out_type, mode, pos, ret, seen_split) in enumerate(plan):
+        env.update({f"t{k}": t, f"f{k}": f, f"R{k}": res_type, f"O{k}": out_type, f"ret{k}": ret, f"S{k}": seen_split})
+        body.append(f"pos = {pos}  # step {pos + 1}/{n}: {t.name!r}")
+        if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
+            env[f"call{k}"] = pipe._calls[pos]
+            body += [f"x = call{k}(x, split)", f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})"]
+            continue
+        if split is not None:  # a changed split_idx drops the plan
+            body.append(f"if t{k}.split_idx != S{k}: return pipe._replan(in_type, x, {pos})")
+            if seen_split is not None and seen_split != split:
+                continue  # not on this split
+        if mode == _RULE:
+            body += [
+                f"x = typed_result(f{k}(t{k}, x), x, ret{k})",
+                f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})",
+            ]
+            continue
+        body += [
+            f"res = f{k}(t{k}, x)",
+            f"if type(res) is not R{k}: return pipe._run_steps(typed_result(res, x, ret{k}), {pos + 1})",
+        ]
+        if mode == _SAME:
+            body.append("if res is not x and x.__dict__ and not res.__dict__: res.__dict__.update(x.__dict__)")
+        elif mode in (_ADOPT, _CAST):  # a plain tensor takes the type, in place when nothing else holds it
+            body.append(f"if getrefcount(res) <= {_SOLE_LOCAL_REFS}: res.__class__ = O{k}")
+            body.append(f"else: res = retype_keeping(res, O{k})")
+            if mode == _ADOPT:
+                body.append("if x.__dict__: take_metadata(res, x)")
+        body.append("x = res")
+    source = "\n".join(
+        ["def run(x):", "    try:"]
+        + [f"        {line}" for line in body]
+        + ["        return x", "    except TransformError:", "        raise",
+           "    except Exception as e:", "        raise pipe._failed(pos, x, e) from e"]
+    )  # fmt: skip
+    filename = f"<lamina plan {next(_PLAN_NUMBERS)}: {type(pipe).__name__} on {in_type.__qualname__}>"
+    exec(compile(source, filename, "exec"), env)
+    run = cast(Callable[[Any], Any], env["run"])
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    weakref.finalize(run, linecache.cache.pop, filename, None)  # the lines go with the plan
+    return run
 
 
 class Pipeline:
@@ -420,8 +491,18 @@ class Pipeline:
         # Transform.__call__ without its _plain_ops entry, which the pipeline enters once for all steps)
         self._own_call = tuple(type(f).__call__ is not _TRANSFORM_CALL for f in self._fs)
         self._calls = tuple(f if own else f._call_plain for f, own in zip(self._fs, self._own_call))
-        self._plans: dict[type, tuple[_PlanStep, ...]] = {}
-        self.split_idx = split_idx
+        self._plans: dict[type, Callable[[Any], Any]] = {}  # input type -> its plan, compiled by _compile_plan
+        self._split_idx = split_idx
+
+    @property
+    def split_idx(self) -> int | None:
+        """The split this pipeline serves (0 training, 1 validation, None any); setting it drops the plans."""
+        return self._split_idx
+
+    @split_idx.setter
+    def split_idx(self, value: int | None) -> None:
+        self._split_idx = value
+        self._plans = {}
 
     @property
     def fs(self) -> tuple[Transform, ...]:
@@ -450,38 +531,13 @@ class Pipeline:
 
     def _run(self, x: Any) -> Any:
         """``__call__`` in plain-op mode (a Datasets calls it for all the pipelines of a batch's items)."""
-        plan = self._plans.get(type(x))
-        if plan is None:
-            return self._run_steps(x, 0, record=True)
-        split, pos = self.split_idx, 0
-        try:
-            for t, f, res_type, out_type, mode, pos in plan:
-                if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
-                    x = self._calls[pos](x, split)
-                elif split is not None and t.split_idx is not None and t.split_idx != split:
-                    pass
-                else:
-                    res = f(t, x)
-                    if type(res) is res_type:
-                        if mode == _ADOPT:
-                            if _getrefcount(res) <= _SOLE_LOCAL_REFS:
-                                res.__class__ = out_type  # nothing else holds the new tensor: no view to make
-                            else:
-                                res = retype(cast(Tensor, res), out_type)  # (_ADOPT results are tensors)
-                            if x.__dict__:
-                                res.__dict__.update(x.__dict__)
-                        elif mode == _SAME and res is not x and x.__dict__ and not res.__dict__:
-                            res.__dict__.update(x.__dict__)
-                        x = res
-                        continue  # x has out_type
-                    x = _typed_result(res, x)  # (always so for _RULE steps, recorded with res_type None)
-                if type(x) is not out_type:
-                    return self._run_steps(x, pos + 1)
-            return x
-        except TransformError:
-            raise
-        except Exception as e:
-            raise self._failed(pos, x, e) from e
+        run = self._plans.get(type(x))
+        return self._run_steps(x, 0, record=True) if run is None else run(x)
+
+    def _replan(self, in_type: type, x: Any, pos: int) -> Any:
+        """A step's ``split_idx`` changed since the plan for ``in_type`` was recorded: drop it, go on step by step."""
+        self._plans.pop(in_type, None)
+        return self._run_steps(x, pos)
 
     def _run_steps(self, x: Any, start: int, record: bool = False) -> Any:
         """Run the steps from ``start`` one by one; with ``record``, keep the plan for items of ``x``'s type."""
@@ -493,19 +549,20 @@ class Pipeline:
                 if plan:
                     plan[-1][3] = tx  # what the last planned step passed on (through the steps that let x pass)
                 if self._own_call[pos] or (tx is tuple and not t._whole_tuple):
-                    plan.append([t, None, None, None, _RULE, pos])
+                    plan.append([t, None, None, None, _RULE, pos, None, t.split_idx])
                     x = self._calls[pos](x, split)
                     continue
                 f = t._encodes_td._cache[tx]
                 if f is None:  # x passes through: not in the plan
                     continue
+                ret = t._encodes_td.returns[f]
                 if split is not None and t.split_idx is not None and t.split_idx != split:
-                    plan.append([t, f, None, None, _RULE, pos])
+                    plan.append([t, f, None, None, _RULE, pos, ret, t.split_idx])
                     continue
                 res = f(t, x)
-                mode = _finish_mode(tx, type(res))
-                plan.append([t, f, None if mode == _RULE else type(res), None, mode, pos])
-                x = _typed_result(res, x)
+                mode = _finish_mode(tx, type(res), ret)
+                plan.append([t, f, None if mode == _RULE else type(res), None, mode, pos, ret, t.split_idx])
+                x = _typed_result(res, x, ret)
         except TransformError:
             raise
         except Exception as e:
@@ -513,7 +570,7 @@ class Pipeline:
         if record and len(self._plans) < _MAX_PLANS:
             if plan:
                 plan[-1][3] = type(x)
-            self._plans[in_type] = tuple((t, f, r, o, m, p) for t, f, r, o, m, p in plan)
+            self._plans[in_type] = _compile_plan(self, in_type, plan)
         return x
 
     def _failed(self, pos: int, x: Any, e: Exception) -> TransformError:

@@ -277,20 +277,32 @@ class Datasets(Sequence[tuple[Any, ...]]):
             return [tuple([tl[i] for tl in tls]) for i in idxs]
         # the hot path: every pipeline reads one list, so each raw item is fetched once, and the pipelines run in
         # plain-op mode, entered once for the batch
-        pipes, out = [tl.tfms for tl in tls], []
+        runs = [tl.tfms._run for tl in tls]
+        out: list[tuple[Any, ...]] = []
+        i, raw, k = 0, None, 0  # the item and the pipeline at work, for the error message
         with _plain_ops():
-            for i in idxs:
-                try:
-                    raw = items[i]
-                except (IndexError, TypeError):
-                    raw = tls[0]._raw(i)  # raises the error that names the index and the length
-                elements: list[Any] = []
-                try:
-                    for pipe in pipes:
-                        elements.append(pipe._run(raw))
-                except TransformError as e:
-                    raise tls[len(elements)]._failed(int(i), raw, e) from e.__cause__
-                out.append(tuple(elements))
+            try:
+                if len(runs) == 2:  # (x, y): the common case, written out
+                    run_x, run_y = runs
+                    for i in idxs:
+                        raw = items[i]
+                        k = 0
+                        x = run_x(raw)
+                        k = 1
+                        out.append((x, run_y(raw)))
+                else:
+                    for i in idxs:
+                        raw = items[i]
+                        elements: list[Any] = []
+                        for run in runs:
+                            k = len(elements)
+                            elements.append(run(raw))
+                        out.append(tuple(elements))
+            except TransformError as e:
+                raise tls[k]._failed(int(i), raw, e) from e.__cause__
+            except (IndexError, TypeError):
+                tls[0]._raw(int(i))  # raises the error that names the index and the length
+                raise
         return out
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:

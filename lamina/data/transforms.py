@@ -16,6 +16,7 @@ from lamina.core.tensors import (
     TensorImage,
     TensorMask,
     TensorMultiCategory,
+    retype,
 )
 from lamina.core.transform import Transform, decodes, encodes
 
@@ -107,7 +108,7 @@ class Categorize(_VocabMixin, Transform):
             self._learn_vocab([_plain_label(o) for o in items], self.sort)
 
     def encodes(self, x: Any) -> TensorCategory:
-        return TensorCategory(torch.scalar_tensor(self._index(x, "Categorize"), dtype=torch.long))
+        return retype(torch.scalar_tensor(self._index(x, "Categorize"), dtype=torch.long), TensorCategory)
 
     @decodes
     def _decode(self, x: TensorCategory) -> Category:

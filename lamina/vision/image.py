@@ -30,7 +30,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 from torch import Tensor
 
-from lamina.core.tensors import TensorImage, TensorImageBase, TensorImageBW, TensorMask
+from lamina.core.tensors import TensorImage, TensorImageBase, TensorImageBW, TensorMask, retype
 
 __all__ = [
     "ImageLoadError",
@@ -313,7 +313,7 @@ class PILBase:
             [[1, 1], [1, 1]]
         """
         t = torch.from_numpy(self._array())
-        return TensorImageBase(t.permute(2, 0, 1).contiguous() if t.ndim == 3 else t)
+        return retype(t.permute(2, 0, 1).contiguous() if t.ndim == 3 else t, TensorImageBase)
 
     def show(self, ctx: Any = None, **kwargs: Any) -> Any:
         """Draw the image on ``ctx`` (a new axis when ``None``) through its tensor's ``show`` and return the axis.
@@ -375,8 +375,8 @@ class PILImage(PILBase):
         """The image as a ``TensorImage`` of uint8, ``3 x H x W``."""
         t = torch.from_numpy(self._array())
         if t.ndim == 2:  # a grey source: the same plane on the three channels
-            return TensorImage(t[None].expand(3, -1, -1).contiguous())
-        return TensorImage(t.permute(2, 0, 1).contiguous())
+            return retype(t[None].expand(3, -1, -1).contiguous(), TensorImage)
+        return retype(t.permute(2, 0, 1).contiguous(), TensorImage)
 
 
 class PILImageBW(PILBase):
@@ -402,7 +402,7 @@ class PILImageBW(PILBase):
 
     def to_tensor(self) -> TensorImageBW:
         """The image as a ``TensorImageBW`` of uint8, ``1 x H x W``."""
-        return TensorImageBW(torch.from_numpy(self._array())[None])
+        return retype(torch.from_numpy(self._array())[None], TensorImageBW)
 
 
 class PILMask(PILBase):
@@ -426,4 +426,4 @@ class PILMask(PILBase):
 
     def to_tensor(self) -> TensorMask:
         """The mask as a ``TensorMask`` of int64 codes, ``H x W``."""
-        return TensorMask(torch.from_numpy(self._array().astype(np.int64)))
+        return retype(torch.from_numpy(self._array().astype(np.int64)), TensorMask)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.core.dispatch import TypeDispatch, annotation_types, input_types
+from lamina.core.dispatch import TypeDispatch, annotation_types, input_types, result_type
 from lamina.core.tensors import TensorBase, TensorImage, TensorImageBW, TensorMask
 
 
@@ -56,3 +56,21 @@ def test_an_unresolvable_annotation_is_a_clear_error():
 
     with pytest.raises(TypeError, match="NoSuchType"):
         input_types(bad)
+
+
+def test_a_return_annotation_names_the_result_class_and_an_unresolvable_one_is_a_clear_error():
+    def image(self, x: int) -> TensorImage: ...
+
+    def either(self, x: int) -> int | None: ...
+
+    def bad(self, x: int) -> NoSuchType: ...  # noqa: F821
+
+    assert result_type(image) is TensorImage and result_type(either) is None
+    with pytest.raises(TypeError, match=r"return annotation 'NoSuchType' of .*bad"):
+        result_type(bad)
+
+
+def test_a_builtin_registers_for_given_types():
+    td = TypeDispatch()
+    td.add(max, (int,))
+    assert td[bool] is max and td.returns[max] is None

@@ -15,6 +15,7 @@ from lamina.core.tensors import (
     TensorPoint,
     as_plain,
     retain_type,
+    retype,
 )
 from tests.conftest import assert_png
 
@@ -105,6 +106,23 @@ def test_wrapping_a_tensor_never_retypes_one_that_something_else_holds():
     grad_img = TensorImage(leaf.grad)  # torch holds the gradient: the wrapper is a new typed view of it
     assert type(leaf.grad) is torch.Tensor and type(grad_img) is TensorImage
     assert type(TensorImage(torch.ones(2) * 2)) is TensorImage  # a temporary is typed in place
+
+
+def test_retype_gives_a_fresh_tensor_the_class_and_never_retypes_one_that_something_else_holds():
+    from lamina.core import tensors
+
+    held, listed = torch.zeros(2), [torch.zeros(2)]
+    leaf = torch.zeros(2, requires_grad=True)
+    leaf.sum().backward()
+    for typed in (retype(held, TensorImage), retype(listed[0], TensorImage), retype(*listed, TensorImage)):
+        assert type(typed) is TensorImage
+    typed_grad = retype(leaf.grad, TensorImage)  # torch holds the gradient
+    assert type(typed_grad) is TensorImage and typed_grad is not leaf.grad
+    assert type(held) is type(listed[0]) is type(leaf.grad) is torch.Tensor
+    in_graph = retype(leaf * 2, TensorImage)  # a fresh tensor in a graph keeps its history
+    assert type(in_graph) is TensorImage and in_graph.grad_fn is not None
+    # this interpreter tells a temporary from a held tensor: a fresh result takes the class with no new tensor
+    assert tensors._TEMPORARY_REFS > 0 and tensors._SOLE_LOCAL_REFS > 0
 
 
 def test_wrapping_an_unpacked_container_element_leaves_the_element_plain():

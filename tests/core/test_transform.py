@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lamina.core.serial import SerialError
-from lamina.core.tensors import Category, TensorCategory, TensorImage, TensorPoint
+from lamina.core.tensors import Category, TensorBBox, TensorCategory, TensorImage, TensorMask, TensorPoint
 from lamina.core.transform import (
     ItemTransform,
     Pipeline,
@@ -269,6 +269,64 @@ def test_a_planned_step_that_fails_still_names_the_step_and_the_item():
         pipe(1)
 
 
+def test_an_annotated_result_keeps_its_own_metadata_and_takes_the_inputs_only_within_its_kind():
+    class ToBoxes(Transform):
+        def encodes(self, x: int) -> TensorBBox:
+            return TensorPoint(torch.zeros(1, 4), img_size=(8, 8))  # a parent type: the annotation narrows it
+
+    class MaskToImage(Transform):
+        def encodes(self, x: TensorMask) -> TensorImage:
+            return x.as_plain().float()  # another kind of tensor: the mask's codes do not come along
+
+    boxes, image = Pipeline([ToBoxes()]), Pipeline([MaskToImage()])
+    for _ in range(3):  # step by step, then on the plan
+        out = boxes(1)
+        assert type(out) is TensorBBox and out.img_size == (8, 8)
+        img = image(TensorMask(torch.zeros(2, 2), codes=["a", "b"]))
+        assert type(img) is TensorImage and img.__dict__ == {}
+
+
+def test_the_first_item_of_a_type_is_finished_as_the_later_ones():
+    class Noted(Transform):
+        def encodes(self, x: TensorImage):
+            res = x.as_plain() * 2
+            res.note = "kept"  # an attribute of the result's own
+            return res
+
+    pipe = Pipeline([Noted()])
+    outs = [pipe(TensorImage(torch.ones(2), source="a")) for _ in range(3)] + [Noted()(TensorImage(torch.ones(2)))]
+    assert all(type(o) is TensorImage and o.note == "kept" for o in outs)
+    assert all(o.source == "a" for o in outs[:3])
+
+
+def test_a_traceback_through_a_plan_shows_the_planned_steps_source():
+    import traceback
+
+    class Inverse(Transform):
+        def encodes(self, x: int):
+            return 1 // x
+
+    pipe = Pipeline([Transform(lambda x: x - 1), Inverse()])
+    assert pipe(3) == 0  # records the plan
+    with pytest.raises(TransformError) as info:
+        pipe(1)
+    shown = "".join(traceback.format_exception(info.value))
+    assert "<lamina plan" in shown and "f1(t1, x)" in shown and "1 // x" in shown
+
+
+def test_setting_a_pipelines_split_idx_drops_its_plans():
+    class Plus(Transform):
+        split_idx = 0
+
+        def encodes(self, x: int):
+            return x + 100
+
+    pipe = Pipeline([Plus()], split_idx=0)
+    assert pipe(1) == pipe(1) == 101
+    pipe.split_idx = 1
+    assert pipe(1) == pipe(1) == 1
+
+
 _INPUTS = {
     "int": lambda: 3,
     "str": lambda: "a",
@@ -286,18 +344,56 @@ _RESULTS = {
 }
 
 
+@pytest.mark.parametrize("returns", [None, TensorImage, TensorPoint, torch.Tensor])
 @pytest.mark.parametrize("result", list(_RESULTS))
 @pytest.mark.parametrize("given", list(_INPUTS))
-def test_a_planned_step_types_every_kind_of_result_as_the_step_by_step_rule_does(given, result):
+def test_a_planned_step_types_every_kind_of_result_as_the_step_by_step_rule_does(given, result, returns):
     make = _RESULTS[result]
 
-    class Make(ItemTransform):
-        def encodes(self, x):
-            return make()
+    def encodes(self, x):
+        return make()
 
-    pipe = Pipeline([Make()])
+    if returns is not None:
+        encodes.__annotations__["return"] = returns
+    make_step = type("Make", (ItemTransform,), {"encodes": encodes})
+    pipe = Pipeline([make_step()])
     first, planned = pipe(_INPUTS[given]()), pipe(_INPUTS[given]())  # recorded step by step, then run on the plan
-    for a, b in zip(
-        first if isinstance(first, tuple) else (first,), planned if isinstance(planned, tuple) else (planned,)
-    ):
-        assert type(a) is type(b) and getattr(a, "__dict__", None) == getattr(b, "__dict__", None)
+    stepwise = make_step()(_INPUTS[given]())
+    for a, b, c in zip(*(r if isinstance(r, tuple) else (r,) for r in (first, planned, stepwise))):
+        assert type(a) is type(b) is type(c)
+        assert getattr(a, "__dict__", None) == getattr(b, "__dict__", None) == getattr(c, "__dict__", None)
+
+
+class _Decode(ItemTransform):
+    def encodes(self, item: tuple) -> TensorImage:
+        return torch.as_tensor(item[0]) / 255  # plain: the annotation gives the type
+
+    def decodes(self, x: TensorImage) -> TensorImage:
+        return x * 255
+
+
+def test_an_encodes_annotated_with_a_tensor_type_gives_its_plain_results_that_type():
+    pipe = Pipeline([_Decode(), Transform(lambda x: x + 1)])
+    for _ in range(3):  # step by step, then on the recorded plan
+        out = pipe((torch.full((1, 2, 2), 255.0), 0))
+        assert type(out) is TensorImage and out.flatten().tolist() == [2.0] * 4
+    assert type(_Decode().decode(TensorImage(torch.ones(1)))) is TensorImage
+
+
+def test_an_annotation_never_retypes_a_tensor_held_elsewhere_and_keeps_the_inputs_metadata():
+    class Keep(Transform):
+        def encodes(self, x: TensorPoint) -> TensorPoint:
+            self.last_ = x.as_plain() * 2  # the result is also held here
+            return self.last_
+
+    class FromArray(Transform):
+        kept = torch.zeros(1, 2)
+
+        def encodes(self, x: int) -> TensorImage:
+            return self.kept
+
+    keep, from_array = Keep(), FromArray()
+    for _ in range(3):
+        out = Pipeline([keep])(TensorPoint(torch.ones(1, 2), img_size=(8, 8)))
+        assert type(out) is TensorPoint and out.img_size == (8, 8) and type(keep.last_) is torch.Tensor
+        assert type(Pipeline([from_array])(1)) is TensorImage and type(FromArray.kept) is torch.Tensor
