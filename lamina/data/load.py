@@ -57,10 +57,12 @@ def _collate_field(values: list[Any], pad_value: float | None, field: str) -> An
     first = values[0]
     if isinstance(first, Tensor):
         with torch._C.DisableTorchFunctionSubclass():  # `.shape` of a typed tensor would go through dispatch
-            shapes = list(map(_shape, values))
-            stacked = torch.stack(values) if shapes.count(shapes[0]) == len(shapes) else None
-        if stacked is not None:
-            return adopt_type(stacked, first)
+            try:
+                return adopt_type(torch.stack(values), first)  # torch checks the shapes
+            except RuntimeError:
+                shapes = list(map(_shape, values))
+                if shapes.count(shapes[0]) == len(shapes):
+                    raise  # not a matter of shapes (dtypes, devices): torch's message says what
         k = next(k for k, s in enumerate(shapes) if s != shapes[0])
         if pad_value is None or any(len(s) != len(shapes[0]) for s in shapes):
             raise CollateError(
