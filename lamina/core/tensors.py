@@ -83,6 +83,9 @@ def _wrap(ret: Any, cls: type, meta: dict[str, Any] | None) -> Any:
 class TensorBase(Tensor):
     """A ``torch.Tensor`` that keeps its type (and metadata) through torch operations.
 
+    ``TensorImage(t)`` makes a new tensor object sharing ``t``'s storage. For a result computed on the spot, as in an
+    ``encodes``, ``retype(t, TensorImage)`` is cheaper: it gives that very tensor the class (see :func:`retype`).
+
     Args:
         data: a tensor, array or nested list.
         **meta: metadata kept on the tensor and on every result computed from it.
