@@ -416,6 +416,36 @@ def _showable(o: Any) -> bool:
 _PlanStep = list[Any]
 
 
+def _step_source(k: int, step: _PlanStep, split: int | None) -> list[str]:
+    """The lines that run step ``k`` of a plan (its objects are the names ``t{k}``, ``f{k}``... of the plan's
+    globals, see ``_compile_plan``)."""
+    _, f, _, _, mode, pos, _, seen_split = step
+    if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
+        return [f"x = call{k}(x, split)", f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})"]
+    lines: list[str] = []
+    if split is not None:  # a changed split_idx drops the plan
+        lines.append(f"if t{k}.split_idx != S{k}: return pipe._replan(in_type, x, {pos})")
+        if seen_split is not None and seen_split != split:
+            return lines  # not on this split
+    if mode == _RULE:
+        lines.append(f"x = typed_result(f{k}(t{k}, x), x, ret{k})")
+        lines.append(f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})")
+        return lines
+    lines += [
+        f"res = f{k}(t{k}, x)",
+        f"if type(res) is not R{k}: return pipe._run_steps(typed_result(res, x, ret{k}), {pos + 1})",
+    ]
+    if mode == _SAME:
+        lines.append("if res is not x and x.__dict__ and not res.__dict__: res.__dict__.update(x.__dict__)")
+    elif mode in (_ADOPT, _CAST):  # a plain tensor takes the type, in place when nothing else holds it
+        lines.append(f"if getrefcount(res) <= {_SOLE_LOCAL_REFS}: res.__class__ = O{k}")
+        lines.append(f"else: res = retype_keeping(res, O{k})")
+        if mode == _ADOPT:
+            lines.append("if x.__dict__: take_metadata(res, x)")
+    lines.append("x = res")
+    return lines
+
+
 def _compile_plan(pipe: Pipeline, in_type: type, plan: list[_PlanStep]) -> Callable[[Any], Any]:
     """The plan as a Python function of one item: the steps written out one after another, so an item pays for its
     transforms' own work and a few checks, not for a loop interpreting the plan. The source is registered with
@@ -423,39 +453,15 @@ def _compile_plan(pipe: Pipeline, in_type: type, plan: list[_PlanStep]) -> Calla
     split, n = pipe.split_idx, len(pipe._fs)
     env: dict[str, Any] = {
         "type": type, "getrefcount": _getrefcount, "retype_keeping": _retype_keeping, "take_metadata": _take_metadata,
-        "typed_result": _typed_result,
-        "TransformError": TransformError, "pipe": pipe, "in_type": in_type, "split": split,
+        "typed_result": _typed_result, "TransformError": TransformError, "pipe": pipe, "in_type": in_type,
+        "split": split,
     }  # fmt: skip
     body: list[str] = []
-    for k, (t, f, res_type, out_type, mode, pos, ret, seen_split) in enumerate(plan):
+    for k, step in enumerate(plan):
+        t, f, res_type, out_type, _, pos, ret, seen_split = step
         env.update({f"t{k}": t, f"f{k}": f, f"R{k}": res_type, f"O{k}": out_type, f"ret{k}": ret, f"S{k}": seen_split})
-        body.append(f"pos = {pos}  # step {pos + 1}/{n}: {t.name!r}")
-        if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
-            env[f"call{k}"] = pipe._calls[pos]
-            body += [f"x = call{k}(x, split)", f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})"]
-            continue
-        if split is not None:  # a changed split_idx drops the plan
-            body.append(f"if t{k}.split_idx != S{k}: return pipe._replan(in_type, x, {pos})")
-            if seen_split is not None and seen_split != split:
-                continue  # not on this split
-        if mode == _RULE:
-            body += [
-                f"x = typed_result(f{k}(t{k}, x), x, ret{k})",
-                f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})",
-            ]
-            continue
-        body += [
-            f"res = f{k}(t{k}, x)",
-            f"if type(res) is not R{k}: return pipe._run_steps(typed_result(res, x, ret{k}), {pos + 1})",
-        ]
-        if mode == _SAME:
-            body.append("if res is not x and x.__dict__ and not res.__dict__: res.__dict__.update(x.__dict__)")
-        elif mode in (_ADOPT, _CAST):  # a plain tensor takes the type, in place when nothing else holds it
-            body.append(f"if getrefcount(res) <= {_SOLE_LOCAL_REFS}: res.__class__ = O{k}")
-            body.append(f"else: res = retype_keeping(res, O{k})")
-            if mode == _ADOPT:
-                body.append("if x.__dict__: take_metadata(res, x)")
-        body.append("x = res")
+        env[f"call{k}"] = pipe._calls[pos]
+        body += [f"pos = {pos}  # step {pos + 1}/{n}: {t.name!r}", *_step_source(k, step, split)]
     source = "\n".join(
         ["def run(x):", "    try:"]
         + [f"        {line}" for line in body]
