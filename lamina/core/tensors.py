@@ -471,13 +471,14 @@ def retype(t: Tensor, cls: type[_TensorT]) -> _TensorT:
         >>> type(retype(t, TensorImage)).__name__, type(t).__name__, type(retype(torch.ones(2), TensorMask)).__name__
         ('TensorImage', 'Tensor', 'TensorMask')
     """
-    if type(t) is Tensor and _getrefcount(t) <= _TEMPORARY_REFS and (_ASSIGNABLE.get(cls) or class_assignable(cls)):
+    # a plain tensor (a typed one would run detach through its dispatch) to a class that takes class assignment
+    assignable = type(t) is Tensor and (_ASSIGNABLE.get(cls) or class_assignable(cls))
+    if assignable and _getrefcount(t) <= _TEMPORARY_REFS:
         t.__class__ = cls  # this call holds the only reference: no one else can see the change
         return t  # type: ignore[return-value]
     if t.requires_grad or t.is_inference():  # (a tensor with a grad_fn requires grad)
         return t.as_subclass(cls)
-    # a plain tensor (a typed one would run detach through its dispatch) to a class that takes class assignment
-    if type(t) is Tensor and (_ASSIGNABLE.get(cls) or class_assignable(cls)):
+    if assignable:
         alias = t.detach()
         alias.__class__ = cls
         return alias  # type: ignore[return-value]

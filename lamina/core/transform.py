@@ -22,7 +22,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import linecache
-import sys
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, cast
@@ -34,6 +33,7 @@ from lamina.core.serial import SerialError, from_jsonable, to_jsonable
 from lamina.core.tensors import (
     _SOLE_LOCAL_REFS,
     TensorBase,
+    _getrefcount,
     _plain_ops,
     _retype_keeping,
     _take_metadata,
@@ -268,7 +268,6 @@ class Transform:
 
 _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
-_getrefcount = sys.getrefcount
 _MAX_PLANS = 64  # input types a pipeline keeps a plan for (items of further types run step by step)
 _PLAN_NUMBERS = itertools.count()  # gives each compiled plan its own file name for tracebacks
 
@@ -523,11 +522,12 @@ class Pipeline:
 
     # Per-item work is a few microseconds of tensor ops, so the pipeline's own cost matters. The first item of each
     # input type runs step by step (`_run_steps`) and records a plan: the steps that have an `encodes` for the type
-    # the item has when it reaches them, with the type that step returned and the type it passed on. Later items of
-    # that type run the plan: no dispatch lookups, no calls through `Transform`, and a result of the recorded type is
-    # finished without the general rule (`_typed_result`), giving the recorded type. Only a result of another type
-    # (a transform whose output type varies) needs a check: when the type it passes on is not the recorded one, the
-    # item goes on step by step from the next step.
+    # the item has when it reaches them, with the type that step returned and the type it passed on. The plan is
+    # compiled into a function with the steps written out (`_compile_plan`), which later items of that type run: no
+    # dispatch lookups, no calls through `Transform`, and a result of the recorded type is finished without the
+    # general rule (`_typed_result`), giving the recorded type. Only a result of another type (a transform whose
+    # output type varies) needs a check: when the type it passes on is not the recorded one, the item goes on step
+    # by step from the next step.
 
     def __call__(self, x: Any) -> Any:
         if _typed_ops_on():  # enter plain-op mode once for all steps

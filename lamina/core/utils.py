@@ -57,13 +57,6 @@ def to_device(b: Any, device: torch.device | str | None, non_blocking: bool = Fa
     if device is None:
         return b
     return map_tensors(lambda t: t.to(device, non_blocking=non_blocking), b)
-    if isinstance(b, Tensor):
-        return b.to(device, non_blocking=non_blocking)
-    if isinstance(b, (tuple, list)):
-        return type(b)(to_device(o, device, non_blocking) for o in b)
-    if isinstance(b, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in b.items()}
-    return b
 
 
 def describe_item(item: Any, limit: int = 80) -> str:

@@ -56,7 +56,7 @@ _shape = operator.attrgetter("shape")
 def _collate_field(values: list[Any], pad_value: float | None, field: str) -> Any:
     first = values[0]
     if isinstance(first, Tensor):
-        with torch._C.DisableTorchFunctionSubclass():  # `.shape` of a typed tensor would go through dispatch
+        with _plain_ops():  # `.shape` of a typed tensor would go through dispatch
             try:
                 return adopt_type(torch.stack(values), first)  # torch checks the shapes
             except RuntimeError:
