@@ -199,7 +199,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> fnames = mnist_digits(tmp.name, name="{digit}/{k}.png")  # four real digits of each class
@@ -239,7 +238,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
@@ -276,7 +274,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
@@ -326,7 +323,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
@@ -367,7 +363,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
@@ -409,7 +404,6 @@ class ImageDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root, names = Path(tmp.name), mnist_digits(tmp.name)  # four real 3s and 7s, as "<digit>_<k>.png"
@@ -487,7 +481,6 @@ class SegmentationDataLoaders(DataLoaders):
 
         Examples:
             >>> import tempfile
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> tmp = tempfile.TemporaryDirectory()
             >>> root = Path(tmp.name)  # four real 3s and 7s, each with a mask: the pixels above 127 are code 1

@@ -385,8 +385,6 @@ class Interpretation:
 
         Examples:
             >>> import tempfile
-            >>> from pathlib import Path
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.vision import ImageDataLoaders
@@ -579,8 +577,6 @@ class ClassificationInterpretation(Interpretation):
 
         Examples:
             >>> import tempfile
-            >>> from pathlib import Path
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.vision import ImageDataLoaders
@@ -655,8 +651,6 @@ class SegmentationInterpretation(Interpretation):
 
         Examples:
             >>> import tempfile
-            >>> from pathlib import Path
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.learner.losses import CrossEntropyLossFlat
@@ -720,8 +714,6 @@ class SegmentationInterpretation(Interpretation):
 
         Examples:
             >>> import tempfile
-            >>> from pathlib import Path
-            >>> from PIL import Image
             >>> from lamina.datasets import mnist_digits
             >>> from lamina.learner import Learner
             >>> from lamina.learner.losses import CrossEntropyLossFlat
