@@ -258,13 +258,19 @@ def test_a_plan_follows_a_split_idx_changed_after_it_was_recorded():
     assert pipe(1) == 102
 
 
-def test_a_planned_step_that_fails_still_names_the_step_and_the_item():
-    class Inverse(Transform):
-        def encodes(self, x: int):
-            return 1 // x
+class Inverse(Transform):
+    def encodes(self, x: int):
+        return 1 // x
 
+
+def _planned_pipeline_failing_on_1() -> Pipeline:
     pipe = Pipeline([Transform(lambda x: x - 1), Inverse()])
     assert pipe(3) == 0  # records the plan
+    return pipe
+
+
+def test_a_planned_step_that_fails_still_names_the_step_and_the_item():
+    pipe = _planned_pipeline_failing_on_1()
     with pytest.raises(TransformError, match=r"step 2/2 `Inverse` failed on 0.*ZeroDivisionError"):
         pipe(1)
 
@@ -302,12 +308,7 @@ def test_the_first_item_of_a_type_is_finished_as_the_later_ones():
 def test_a_traceback_through_a_plan_shows_the_planned_steps_source():
     import traceback
 
-    class Inverse(Transform):
-        def encodes(self, x: int):
-            return 1 // x
-
-    pipe = Pipeline([Transform(lambda x: x - 1), Inverse()])
-    assert pipe(3) == 0  # records the plan
+    pipe = _planned_pipeline_failing_on_1()
     with pytest.raises(TransformError) as info:
         pipe(1)
     shown = "".join(traceback.format_exception(info.value))
