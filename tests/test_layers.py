@@ -12,8 +12,8 @@ ALLOWED = {
     "lamina.data": {"lamina.core"},
     "lamina.optim": set(),
     "lamina.nn": set(),
-    # learner and callbacks are one floor (the mid layer): the Learner uses its default callbacks
-    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.callbacks", "lamina.nn"},
+    # the Learner's floor holds the schedules, progress bar and precision its own methods use
+    "lamina.learner": {"lamina.core", "lamina.data", "lamina.optim", "lamina.nn"},
     "lamina.callbacks": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.nn"},
     "lamina.tabular": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
     "lamina.collab": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},

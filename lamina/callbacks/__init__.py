@@ -25,33 +25,6 @@ from lamina.callbacks.mixup import (
     mix_inputs,
     mixed_loss,
 )
-from lamina.callbacks.precision import (
-    ChannelsLast,
-    MixedPrecision,
-    next_loss_scale,
-    to_float,
-    unscale_grads_,
-)
-from lamina.callbacks.progress import (
-    ProgressCallback,
-)
-from lamina.callbacks.schedule import (
-    LRFinder,
-    ParamScheduler,
-    SuggestedLRs,
-    combine_scheds,
-    combined_cos,
-    lr_find,
-    minimum,
-    sched_cos,
-    sched_exp,
-    sched_lin,
-    sched_no,
-    sched_poly,
-    slide,
-    steep,
-    valley,
-)
 from lamina.callbacks.tracker import (
     EarlyStoppingCallback,
     PatienceCallback,
@@ -67,6 +40,33 @@ from lamina.callbacks.training import (
     GradientAccumulation,
     GradientClip,
     frozen_norm_layers,
+)
+from lamina.learner.precision import (
+    ChannelsLast,
+    MixedPrecision,
+    next_loss_scale,
+    to_float,
+    unscale_grads_,
+)
+from lamina.learner.progress import (
+    ProgressCallback,
+)
+from lamina.learner.schedule import (
+    LRFinder,
+    ParamScheduler,
+    SuggestedLRs,
+    combine_scheds,
+    combined_cos,
+    lr_find,
+    minimum,
+    sched_cos,
+    sched_exp,
+    sched_lin,
+    sched_no,
+    sched_poly,
+    slide,
+    steep,
+    valley,
 )
 
 __all__ = [

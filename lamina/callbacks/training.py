@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from lamina.callbacks.precision import MixedPrecision
 from lamina.learner.callback import Callback, CancelBatchException, TrainEvalCallback
+from lamina.learner.precision import MixedPrecision
 from lamina.learner.recorder import batch_size
 
 __all__ = ["BnFreeze", "GradientAccumulation", "GradientClip", "frozen_norm_layers"]

@@ -15,7 +15,6 @@ The rule for results (documented in ``docs/architecture.md``):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -41,9 +40,7 @@ __all__ = [
     "TensorText",
     "TitledFloat",
     "TitledStr",
-    "adopt_type",
     "as_plain",
-    "class_assignable",
     "retain_type",
     "retype",
 ]
@@ -83,8 +80,7 @@ def _wrap(ret: Any, cls: type, meta: dict[str, Any] | None) -> Any:
 class TensorBase(Tensor):
     """A ``torch.Tensor`` that keeps its type (and metadata) through torch operations.
 
-    ``TensorImage(t)`` makes a new tensor object sharing ``t``'s storage. For a result computed on the spot, as in an
-    ``encodes``, ``retype(t, TensorImage)`` is cheaper: it gives that very tensor the class (see :func:`retype`).
+    ``TensorImage(t)`` makes a new tensor object sharing ``t``'s storage; ``t`` keeps its own type.
 
     Args:
         data: a tensor, array or nested list.
@@ -99,12 +95,12 @@ class TensorBase(Tensor):
     _show_args: ClassVar[dict[str, Any]] = {}
 
     def __new__(cls, data: Any, **meta: Any) -> TensorBase:
-        if type(data) is Tensor:  # the common case: wrapping a plain tensor
+        if isinstance(data, Tensor):
             res: TensorBase = retype(data, cls)
-        else:
-            res = retype(data if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data)), cls)
-            if isinstance(data, TensorBase) and data.__dict__:
+            if data.__dict__:
                 res.__dict__.update(data.__dict__)
+        else:
+            res = retype(torch.as_tensor(np.asarray(data)), cls)
         if meta:
             res.__dict__.update(meta)
         return res
@@ -334,152 +330,36 @@ def retain_type(new: Any, old: Any) -> Any:
     cls = type(old)
     if type(new) is cls or not issubclass(cls, type(new)):
         return new
-    res = retype(new, cls)
-    if isinstance(old, TensorBase) and old.__dict__:
-        res.__dict__.update(old.__dict__)
-    return res
-
-
-def _refs_of_argument(t: Tensor) -> int:
-    return sys.getrefcount(t)
-
-
-def _calibrate_refs(how: str) -> int:
-    """The count ``sys.getrefcount`` gives for a tensor nothing else holds, as lamina's code meets it, or -1 when this
-    interpreter and torch do not tell it apart from a tensor also held elsewhere, by Python or by C++ (no count is
-    that low, so nothing changes class in place). ``how``:
-
-    - ``"local"``: one local variable holds it (how ``Pipeline`` checks a step's result);
-    - ``"argument"``: inside a function whose argument one local of its caller holds (how :func:`adopt_type` checks);
-    - ``"temporary"``: inside a function called with the result of an expression (how :func:`retype` checks).
-
-    Each probe holds its tensor the way the code it calibrates does; the held ones add one more holder."""
-    leaf = torch.zeros(1, requires_grad=True)
-    leaf.sum().backward()  # leaf.grad is a tensor C++ also holds: retyping it in place would retype leaf.grad
-
-    def sole() -> int:
-        if how == "temporary":
-            return _refs_of_argument(torch.empty(0))
-        t = torch.empty(0)
-        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)
-
-    def held_by_python() -> int:
-        t = torch.empty(0)
-        holder = [t]
-        if how == "temporary":
-            return min(_refs_of_argument(t), _refs_of_argument(holder[0]), _refs_of_argument(*holder))
-        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)
-
-    def held_by_cxx() -> int:
-        if how == "temporary":
-            return _refs_of_argument(leaf.grad)  # type: ignore[arg-type]
-        t = leaf.grad
-        return _refs_of_argument(t) if how == "argument" else sys.getrefcount(t)  # type: ignore[arg-type]
-
-    fresh = sole()
-    return fresh if min(held_by_python(), held_by_cxx()) > fresh else -1
-
-
-_FRESH_REFS = _calibrate_refs("argument")
-# what lamina.core.transform compares a step's result (a local) with before it changes its class in place
-_SOLE_LOCAL_REFS = _calibrate_refs("local")
-_TEMPORARY_REFS = _calibrate_refs("temporary")
-_getrefcount = sys.getrefcount
-
-
-_ASSIGNABLE: dict[type, bool] = {}
-
-
-def class_assignable(cls: type) -> bool:
-    """Whether a plain tensor's ``__class__`` can be set to ``cls`` (not when ``cls`` adds ``__slots__``).
-
-    Examples:
-        >>> class Slotted(TensorBase):
-        ...     __slots__ = ("extra",)
-        >>> class_assignable(TensorImage), class_assignable(Slotted)
-        (True, False)
-    """
-    known = _ASSIGNABLE.get(cls)
-    if known is None:
-        probe = torch.empty(0)
-        try:
-            probe.__class__ = cls
-            known = True
-        except TypeError:
-            known = False
-        _ASSIGNABLE[cls] = known
-    return known
-
-
-def adopt_type(new: Any, old: Any, cls: type | None = None) -> Any:
-    """:func:`retain_type` for a result the caller just computed: when nothing else references ``new``, it becomes
-    ``old``'s type in place (no new tensor object, so no allocation or garbage-collector work); otherwise a typed
-    view is made, which keeps ``new``'s own attributes. The result takes ``old``'s metadata for the keys it lacks
-    when it becomes ``old``'s kind of tensor (``old``'s type, a subclass or a parent).
-
-    Args:
-        new: the result (held in one local variable of the caller, or passed straight from the call computing it).
-        old: the input whose metadata the result takes (when it is a tensor), and whose type, unless ``cls`` is given.
-        cls: the type to give ``new`` instead of ``old``'s (a step's return annotation), when it is more specific.
-
-    Examples:
-        >>> old = TensorImage(torch.zeros(1))
-        >>> res = torch.ones(2)
-        >>> type(adopt_type(res, old)).__name__, type(adopt_type(torch.ones(2), "a path", TensorMask)).__name__
-        ('TensorImage', 'TensorMask')
-    """
-    if cls is None:
-        cls = type(old)
-        if not isinstance(old, Tensor):
-            return new
-    tn = type(new)
-    if tn is cls or not issubclass(cls, tn) or not isinstance(new, Tensor):
-        return new
-    if tn is Tensor and sys.getrefcount(new) <= _FRESH_REFS and class_assignable(cls):
-        new.__class__ = cls  # the caller's variable and this argument are the only references: no one else sees it
-        res = new
-    else:
-        res = _retype_keeping(new, cls)
-    if isinstance(old, Tensor) and old.__dict__ and (isinstance(old, cls) or issubclass(cls, type(old))):
-        _take_metadata(res, old)
-    return res
-
-
-def _retype_keeping(t: Tensor, cls: type[_TensorT]) -> _TensorT:
-    """:func:`retype` for a tensor that may carry attributes of its own (metadata): the result keeps them."""
-    res = retype(t, cls)
-    if res is not t and t.__dict__:
-        res.__dict__.update(t.__dict__)
-    return res
+    return _typed_alias(new, cls, old)
 
 
 def _take_metadata(res: Tensor, source: Tensor) -> None:
-    """Give ``res`` the metadata of ``source`` for the keys ``res`` lacks (its own values win)."""
+    """Give ``res`` (a tensor the caller just created) the metadata of ``source`` for the keys it lacks."""
     own = res.__dict__
     own.update({k: v for k, v in source.__dict__.items() if k not in own})
 
 
+def _typed_alias(t: Tensor, cls: type[_TensorT], meta_from: Tensor | None = None) -> _TensorT:
+    """A new ``cls`` tensor sharing ``t``'s storage (``t`` itself never changes), with ``t``'s own attributes and,
+    for the keys it lacks, those of ``meta_from``."""
+    res = retype(t, cls)
+    if t.__dict__:
+        res.__dict__.update(t.__dict__)
+    if meta_from is not None and meta_from.__dict__:
+        _take_metadata(res, meta_from)
+    return res
+
+
 def retype(t: Tensor, cls: type[_TensorT]) -> _TensorT:
-    """``t`` as a ``cls`` sharing its storage. Called with a tensor nothing else holds, the result of an expression
-    (``retype(torch.from_numpy(a)[None], TensorImageBW)``), that tensor takes the class: the cheapest way to build a
-    typed tensor. Otherwise ``t`` keeps its type and the result is a new tensor: outside autograd a detached alias
-    given the class (half the cost of ``_make_subclass``, a third of ``as_subclass``), in a graph ``as_subclass``,
-    which keeps the history.
+    """``t`` as a ``cls``: a new tensor object sharing ``t``'s storage; ``t`` itself never changes. Outside autograd
+    the result is a detached alias; a tensor in a graph keeps its history (``as_subclass``).
 
     Examples:
         >>> t = torch.zeros(2)
-        >>> type(retype(t, TensorImage)).__name__, type(t).__name__, type(retype(torch.ones(2), TensorMask)).__name__
-        ('TensorImage', 'Tensor', 'TensorMask')
+        >>> typed = retype(t, TensorImage)
+        >>> type(typed).__name__, type(t).__name__, typed.data_ptr() == t.data_ptr()
+        ('TensorImage', 'Tensor', True)
     """
-    # a plain tensor (a typed one would run detach through its dispatch) to a class that takes class assignment
-    assignable = type(t) is Tensor and (_ASSIGNABLE.get(cls) or class_assignable(cls))
-    if assignable and _getrefcount(t) <= _TEMPORARY_REFS:
-        t.__class__ = cls  # this call holds the only reference: no one else can see the change
-        return t  # type: ignore[return-value]
     if t.requires_grad or t.is_inference():  # (a tensor with a grad_fn requires grad)
         return t.as_subclass(cls)
-    if assignable:
-        alias = t.detach()
-        alias.__class__ = cls
-        return alias  # type: ignore[return-value]
     return Tensor._make_subclass(cls, t, False)

@@ -20,27 +20,14 @@ Configuration (the ``__init__`` arguments, stored under the same names) and lear
 from __future__ import annotations
 
 import inspect
-import itertools
-import linecache
-import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from lamina.core.dispatch import TypeDispatch, input_types, result_type
 from lamina.core.serial import SerialError, from_jsonable, to_jsonable
-from lamina.core.tensors import (
-    _SOLE_LOCAL_REFS,
-    TensorBase,
-    _getrefcount,
-    _plain_ops,
-    _retype_keeping,
-    _take_metadata,
-    _typed_ops_on,
-    adopt_type,
-    class_assignable,
-)
+from lamina.core.tensors import TensorBase, _plain_ops, _typed_alias, _typed_ops_on, retype
 from lamina.core.utils import describe_item, listify
 
 __all__ = [
@@ -48,6 +35,7 @@ __all__ = [
     "Pipeline",
     "Transform",
     "TransformError",
+    "as_type",
     "decodes",
     "encodes",
     "registered_transforms",
@@ -268,8 +256,6 @@ class Transform:
 
 _REGISTRY["lamina.core.transform.Transform"] = Transform
 _TRANSFORM_CALL = Transform.__call__
-_MAX_PLANS = 64  # input types a pipeline keeps a plan for (items of further types run step by step)
-_PLAN_NUMBERS = itertools.count()  # gives each compiled plan its own file name for tracebacks
 
 
 class ItemTransform(Transform):
@@ -294,43 +280,28 @@ def _as_method(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _typed_result(res: Any, x: Any, cls: type | None = None) -> Any:
-    """The result of an ``encodes``/``decodes`` on ``x`` with ``x``'s semantic type: a tensor of a more general type
-    computed from a typed one takes its type and metadata; a result built as ``x``'s own type keeps ``x``'s metadata
-    when it has none; anything else (a tuple from an ItemTransform included) is returned as it is. ``cls``, the class
-    the method's return annotation names, comes first: a tensor of a more general type becomes ``cls`` (see
-    :func:`adopt_type` for the metadata)."""
-    if cls is not None and type(res) is not cls and isinstance(res, Tensor) and issubclass(cls, type(res)):
-        return adopt_type(res, x, cls)
-    tx = type(x)
-    if type(res) is tx:
-        if res is not x and isinstance(x, TensorBase) and x.__dict__ and not res.__dict__:
-            res.__dict__.update(x.__dict__)
+    """The result of an ``encodes``/``decodes`` on ``x`` with ``x``'s semantic type.
+
+    ``cls``, the class the method's return annotation names, comes first: a tensor of a more general type becomes a
+    ``cls`` (taking ``x``'s metadata when ``x`` is that kind of tensor). Otherwise a tensor of a more general type than
+    ``x``'s takes ``x``'s type and metadata, and a tensor of ``x``'s own type without metadata takes ``x``'s. Anything
+    else (a tuple from an ItemTransform included) is returned as it is. Typing makes a new tensor object sharing the
+    result's storage: a tensor the method returned but also holds (a fixed tensor it keeps) never changes.
+    """
+    if not isinstance(res, Tensor):
         return res
-    return adopt_type(res, x) if isinstance(x, Tensor) else res
-
-
-# How a pipeline's plan (see Pipeline) finishes a result of the type it recorded:
-_KEEP = 0  # as it is: what the rule does with a result from a non-tensor, or of a type not more general than x's
-_SAME = 1  # a typed tensor of the input's type: it takes the input's metadata if it has none
-_ADOPT = 2  # a plain tensor from a tensor: it takes the input's type, or the step's return annotation when that is
-# the input's kind (in place when nothing else holds it), and the input's metadata for the keys it lacks
-_RULE = 3  # anything else (typed tensors of a parent type): _typed_result decides
-_CAST = 4  # a plain tensor typed by the step's return annotation, of another kind than the input: no metadata
-
-
-def _finish_mode(in_type: type, res_type: type, cls: type | None = None) -> int:
-    """How ``_typed_result`` treats a result of ``res_type`` from an input of ``in_type`` with the return annotation
-    ``cls`` (see the modes above)."""
-    if cls is not None and res_type is not cls and issubclass(res_type, Tensor) and issubclass(cls, res_type):
-        if res_type is Tensor and class_assignable(cls):
-            same_kind = issubclass(in_type, Tensor) and (issubclass(in_type, cls) or issubclass(cls, in_type))
-            return _ADOPT if same_kind else _CAST
-        return _RULE
-    if res_type is in_type:
-        return _SAME if issubclass(in_type, TensorBase) else _KEEP
-    if issubclass(in_type, Tensor) and issubclass(in_type, res_type):  # a more general result takes x's type
-        return _ADOPT if res_type is Tensor and class_assignable(in_type) else _RULE
-    return _KEEP
+    tr = type(res)
+    if cls is not None and tr is not cls and issubclass(cls, tr):
+        same_kind = isinstance(x, Tensor) and (isinstance(x, cls) or issubclass(cls, type(x)))
+        return _typed_alias(res, cls, x if same_kind else None)
+    tx = type(x)
+    if tr is tx:
+        if res is not x and not res.__dict__ and x.__dict__:
+            return _typed_alias(res, tx, x)
+        return res
+    if issubclass(tx, tr) and isinstance(x, Tensor):
+        return _typed_alias(res, tx, x)
+    return res
 
 
 def transform_to_state(tfm: Transform, tensors: dict[str, Tensor], key: str = "tfm") -> dict[str, Any]:
@@ -407,76 +378,63 @@ def _showable(o: Any) -> bool:
     return hasattr(o, "show")
 
 
-# One step of a plan (see Pipeline.__call__): the transform, its encodes for the type the item has there (None: call
-# the step), the result type seen when the plan was recorded (None: always finish with the general rule), the type
-# the step passed on to the next planned step (through the steps that let it pass), how to finish a result of the
-# recorded type, the step's position in the pipeline, the class its return annotation names, and the step's
-# split_idx when the plan was recorded.
-_PlanStep = list[Any]
+def _expected_type(in_type: type, ret: type | None) -> type | None:
+    """The type the typing rule (:func:`_typed_result`) gives a step's result, known ahead from the type of its input
+    and its return annotation ``ret``: for a plain tensor result when the answer is a tensor type, for a result of
+    exactly that type otherwise. ``None`` when nothing says ahead (a non-tensor input and no annotation)."""
+    if ret is not None and ret is not Tensor:
+        return ret
+    if issubclass(in_type, Tensor):
+        return in_type
+    return ret
 
 
-def _step_source(k: int, step: _PlanStep, split: int | None) -> list[str]:
-    """The lines that run step ``k`` of a plan (its objects are the names ``t{k}``, ``f{k}``... of the plan's
-    globals, see ``_compile_plan``)."""
-    _, f, _, _, mode, pos, _, seen_split = step
-    if f is None:  # a step with its own __call__, or one mapped over the elements of a tuple
-        return [f"x = call{k}(x, split)", f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})"]
-    lines: list[str] = []
-    if split is not None:  # a changed split_idx drops the plan
-        lines.append(f"if t{k}.split_idx != S{k}: return pipe._replan(in_type, x, {pos})")
-        if seen_split is not None and seen_split != split:
-            return lines  # not on this split
-    if mode == _RULE:
-        lines.append(f"x = typed_result(f{k}(t{k}, x), x, ret{k})")
-        lines.append(f"if type(x) is not O{k}: return pipe._run_steps(x, {pos + 1})")
-        return lines
-    lines += [
-        f"res = f{k}(t{k}, x)",
-        f"if type(res) is not R{k}: return pipe._run_steps(typed_result(res, x, ret{k}), {pos + 1})",
-    ]
-    if mode == _SAME:
-        lines.append("if res is not x and x.__dict__ and not res.__dict__: res.__dict__.update(x.__dict__)")
-    elif mode in (_ADOPT, _CAST):  # a plain tensor takes the type, in place when nothing else holds it
-        lines.append(f"if getrefcount(res) <= {_SOLE_LOCAL_REFS}: res.__class__ = O{k}")
-        lines.append(f"else: res = retype_keeping(res, O{k})")
-        if mode == _ADOPT:
-            lines.append("if x.__dict__: take_metadata(res, x)")
-    lines.append("x = res")
-    return lines
+def as_type(x: Any, cls: type) -> Any:
+    """``x`` given the semantic type ``cls`` a pipeline resolved for it: a plain tensor becomes a new ``cls`` tensor
+    sharing its storage; anything else (a value already of its type, a number) is returned as it is.
+
+    Args:
+        x: a value from :meth:`Pipeline.run_untyped` or an element of a collated batch.
+        cls: its resolved type.
+
+    Examples:
+        >>> from lamina.core.tensors import TensorImage
+        >>> t = torch.zeros(2)
+        >>> type(as_type(t, TensorImage)).__name__, type(t).__name__, as_type(3, int)
+        ('TensorImage', 'Tensor', 3)
+    """
+    if type(x) is Tensor and cls is not Tensor and issubclass(cls, Tensor):
+        return retype(x, cls)
+    return x
 
 
-def _compile_plan(pipe: Pipeline, in_type: type, plan: list[_PlanStep]) -> Callable[[Any], Any]:
-    """The plan as a Python function of one item: the steps written out one after another, so an item pays for its
-    transforms' own work and a few checks, not for a loop interpreting the plan. The source is registered with
-    ``linecache``: tracebacks through a plan show its lines."""
-    split, n = pipe.split_idx, len(pipe._fs)
-    env: dict[str, Any] = {
-        "type": type, "getrefcount": _getrefcount, "retype_keeping": _retype_keeping, "take_metadata": _take_metadata,
-        "typed_result": _typed_result, "TransformError": TransformError, "pipe": pipe, "in_type": in_type,
-        "split": split,
-    }  # fmt: skip
-    body: list[str] = []
-    for k, step in enumerate(plan):
-        t, f, res_type, out_type, _, pos, ret, seen_split = step
-        env.update({f"t{k}": t, f"f{k}": f, f"R{k}": res_type, f"O{k}": out_type, f"ret{k}": ret, f"S{k}": seen_split})
-        env[f"call{k}"] = pipe._calls[pos]
-        body += [f"pos = {pos}  # step {pos + 1}/{n}: {t.name!r}", *_step_source(k, step, split)]
-    source = "\n".join(
-        ["def run(x):", "    try:"]
-        + [f"        {line}" for line in body]
-        + ["        return x", "    except TransformError:", "        raise",
-           "    except Exception as e:", "        raise pipe._failed(pos, x, e) from e"]
-    )  # fmt: skip
-    filename = f"<lamina plan {next(_PLAN_NUMBERS)}: {type(pipe).__name__} on {in_type.__qualname__}>"
-    exec(compile(source, filename, "exec"), env)
-    run = cast(Callable[[Any], Any], env["run"])
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    weakref.finalize(run, linecache.cache.pop, filename, None)  # the lines go with the plan
-    return run
+# One step of a route: its position, the transform, its encodes for the input type, that encodes' return annotation,
+# the input type, the type its result gets (see _expected_type), whether that is a tensor type, the transform's
+# split_idx when the route was resolved, and whether it runs on the pipeline's split.
+_RouteStep = tuple[int, "Transform", Callable[..., Any], "type | None", type, type, bool, "int | None", bool]
+_MAX_ROUTES = 64  # input types a pipeline keeps a route for (further types are resolved again each time)
+
+
+class _Route:
+    """How items of one input type go through a pipeline, resolved ahead from dispatch and return annotations:
+    ``steps`` run on plain values; from position ``rest`` on (a step whose input or result type cannot be known
+    ahead) the item goes step by step with its semantic type; ``out_type`` is the type after the last route step."""
+
+    __slots__ = ("out_type", "rest", "steps")
+
+    def __init__(self, steps: list[_RouteStep], out_type: type, rest: int) -> None:
+        self.steps, self.out_type, self.rest = tuple(steps), out_type, rest
 
 
 class Pipeline:
     """Transforms composed in ``order``: call to encode, ``decode`` to undo, ``show`` to draw.
+
+    How an item goes through: for each input type the pipeline resolves a route once, from the methods dispatch
+    picks and their return annotations (the rule of :func:`_typed_result`, applied ahead). Along the route values
+    travel as plain tensors and each step's ``encodes`` is called directly; the result gets its semantic type once,
+    at the end (``pipe(x)``), or a loader gives the whole collated batch its type (:meth:`run_untyped`). A value that
+    leaves the route (a result of another type than resolved, a tensor carrying metadata such as ``img_size``, a
+    step with its own ``__call__`` or one mapped over a tuple) goes on step by step with its semantic type.
 
     Args:
         funcs: transforms, transform classes (instantiated with no arguments) or plain functions.
@@ -492,22 +450,21 @@ class Pipeline:
         fs = [f() if isinstance(f, type) else f for f in listify(funcs)]
         fs = [f if isinstance(f, Transform) else Transform(f) for f in fs]
         self._fs: tuple[Transform, ...] = tuple(sorted(fs, key=lambda t: t.order))
-        # steps whose class overrides __call__ are called as they are; the others through _call_plain (the body of
-        # Transform.__call__ without its _plain_ops entry, which the pipeline enters once for all steps)
-        self._own_call = tuple(type(f).__call__ is not _TRANSFORM_CALL for f in self._fs)
-        self._calls = tuple(f if own else f._call_plain for f, own in zip(self._fs, self._own_call))
-        self._plans: dict[type, Callable[[Any], Any]] = {}  # input type -> its plan, compiled by _compile_plan
+        # what runs each step off the route: the body of Transform.__call__ without its _plain_ops entry (the
+        # pipeline enters it once for all steps), or the step itself when its class has its own __call__
+        self._calls = tuple(f._call_plain if type(f).__call__ is _TRANSFORM_CALL else f for f in self._fs)
+        self._routes: dict[type, _Route] = {}
         self._split_idx = split_idx
 
     @property
     def split_idx(self) -> int | None:
-        """The split this pipeline serves (0 training, 1 validation, None any); setting it drops the plans."""
+        """The split this pipeline serves (0 training, 1 validation, None any); setting it resolves routes anew."""
         return self._split_idx
 
     @split_idx.setter
     def split_idx(self, value: int | None) -> None:
         self._split_idx = value
-        self._plans = {}
+        self._routes = {}
 
     @property
     def fs(self) -> tuple[Transform, ...]:
@@ -520,15 +477,6 @@ class Pipeline:
         for i, t in enumerate(self.fs):
             t.setup(_Mapped(items, self.fs[:i], 1) if i and items is not None else items)
 
-    # Per-item work is a few microseconds of tensor ops, so the pipeline's own cost matters. The first item of each
-    # input type runs step by step (`_run_steps`) and records a plan: the steps that have an `encodes` for the type
-    # the item has when it reaches them, with the type that step returned and the type it passed on. The plan is
-    # compiled into a function with the steps written out (`_compile_plan`), which later items of that type run: no
-    # dispatch lookups, no calls through `Transform`, and a result of the recorded type is finished without the
-    # general rule (`_typed_result`), giving the recorded type. Only a result of another type (a transform whose
-    # output type varies) needs a check: when the type it passes on is not the recorded one, the item goes on step
-    # by step from the next step.
-
     def __call__(self, x: Any) -> Any:
         if _typed_ops_on():  # enter plain-op mode once for all steps
             with _plain_ops():
@@ -537,46 +485,94 @@ class Pipeline:
 
     def _run(self, x: Any) -> Any:
         """``__call__`` in plain-op mode (a Datasets calls it for all the pipelines of a batch's items)."""
-        run = self._plans.get(type(x))
-        return self._run_steps(x, 0, record=True) if run is None else run(x)
+        v, cls = self.run_untyped(x)
+        return v if cls is None else as_type(v, cls)
 
-    def _replan(self, in_type: type, x: Any, pos: int) -> Any:
-        """A step's ``split_idx`` changed since the plan for ``in_type`` was recorded: drop it, go on step by step."""
-        self._plans.pop(in_type, None)
-        return self._run_steps(x, pos)
+    def run_untyped(self, x: Any) -> tuple[Any, type | None]:
+        """Run ``x`` through the steps, leaving the semantic typing of the result to the caller: returns the value
+        and the type :func:`as_type` gives it (``None`` when the value already has its type). Loaders call it in
+        plain-op mode and type a collated batch once.
 
-    def _run_steps(self, x: Any, start: int, record: bool = False) -> Any:
-        """Run the steps from ``start`` one by one; with ``record``, keep the plan for items of ``x``'s type."""
-        split, in_type, pos = self.split_idx, type(x), start
-        plan: list[list[Any]] = []  # the steps of _PlanStep, with the type each passes on filled in as x goes on
+        Examples:
+            >>> from lamina.core.tensors import TensorImage
+            >>> class ToImage(Transform):
+            ...     def encodes(self, x: list) -> TensorImage: return torch.tensor(x) / 255
+            >>> v, cls = Pipeline([ToImage()]).run_untyped([255, 0])
+            >>> type(v).__name__, cls.__name__
+            ('Tensor', 'TensorImage')
+        """
+        tx = type(x)
+        route = self._routes.get(tx)
+        if route is None:
+            route = self._resolve(tx)
+        if isinstance(x, TensorBase) and x.__dict__:  # metadata travels on typed values only
+            return self._run_from(x, 0), None
+        if route.steps:
+            done, x = self._follow(route, x, tx)
+            if done:
+                return x, None
+        if route.rest < len(self._fs):
+            return self._run_from(as_type(x, route.out_type), route.rest), None
+        return x, route.out_type
+
+    def _follow(self, route: _Route, x: Any, tx: type) -> tuple[bool, Any]:
+        """Run ``route``'s steps on plain values: ``(False, value)`` at its end, or ``(True, typed result)`` when a
+        value left the route and went on step by step."""
+        pos, in_type = 0, tx
         try:
-            for pos in range(start, len(self._fs)):
-                t, tx = self._fs[pos], type(x)
-                if plan:
-                    plan[-1][3] = tx  # what the last planned step passed on (through the steps that let x pass)
-                if self._own_call[pos] or (tx is tuple and not t._whole_tuple):
-                    plan.append([t, None, None, None, _RULE, pos, None, t.split_idx])
-                    x = self._calls[pos](x, split)
-                    continue
-                f = t._encodes_td._cache[tx]
-                if f is None:  # x passes through: not in the plan
-                    continue
-                ret = t._encodes_td.returns[f]
-                if split is not None and t.split_idx is not None and t.split_idx != split:
-                    plan.append([t, f, None, None, _RULE, pos, ret, t.split_idx])
+            for pos, t, f, ret, in_type, expect, is_tensor, seen, active in route.steps:
+                if t.split_idx != seen:  # changed since the route was resolved
+                    self._routes.pop(tx, None)
+                    return True, self._run_from(as_type(x, in_type), pos)
+                if not active:
                     continue
                 res = f(t, x)
-                mode = _finish_mode(tx, type(res), ret)
-                plan.append([t, f, None if mode == _RULE else type(res), None, mode, pos, ret, t.split_idx])
-                x = _typed_result(res, x, ret)
+                tr = type(res)
+                if (tr is expect or (is_tensor and tr is Tensor)) and not (is_tensor and res.__dict__):
+                    x = res
+                else:  # off the route: type the result by the rule and go on step by step
+                    return True, self._run_from(_typed_result(res, as_type(x, in_type), ret), pos + 1)
+        except TransformError:
+            raise
+        except Exception as e:
+            raise self._failed(pos, as_type(x, in_type), e) from e
+        return False, x
+
+    def _resolve(self, in_type: type) -> _Route:
+        """The route of items of ``in_type`` (kept for the first ``_MAX_ROUTES`` input types)."""
+        steps: list[_RouteStep] = []
+        tx, split, rest = in_type, self._split_idx, len(self._fs)
+        for pos, t in enumerate(self._fs):
+            if self._calls[pos] is t or (tx is tuple and not t._whole_tuple):
+                rest = pos
+                break
+            f = t._encodes_td[tx]
+            if f is None:  # passes through
+                continue
+            ret = t._encodes_td.returns[f]
+            expect = _expected_type(tx, ret)
+            if expect is None:
+                rest = pos
+                break
+            active = split is None or t.split_idx is None or t.split_idx == split
+            steps.append((pos, t, f, ret, tx, expect, issubclass(expect, Tensor), t.split_idx, active))
+            if active:
+                tx = expect
+        route = _Route(steps, tx, rest)
+        if len(self._routes) < _MAX_ROUTES:
+            self._routes[in_type] = route
+        return route
+
+    def _run_from(self, x: Any, start: int) -> Any:
+        """Run the steps from ``start`` one by one on ``x``, each result given its semantic type."""
+        split, pos = self._split_idx, start
+        try:
+            for pos in range(start, len(self._calls)):
+                x = self._calls[pos](x, split)
         except TransformError:
             raise
         except Exception as e:
             raise self._failed(pos, x, e) from e
-        if record and len(self._plans) < _MAX_PLANS:
-            if plan:
-                plan[-1][3] = type(x)
-            self._plans[in_type] = _compile_plan(self, in_type, plan)
         return x
 
     def _failed(self, pos: int, x: Any, e: Exception) -> TransformError:
@@ -586,7 +582,7 @@ class Pipeline:
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_plans": {}}  # plans are rebuilt on the first items (they may hold lambdas)
+        return {**self.__dict__, "_routes": {}}  # routes are resolved again where the pipeline lands
 
     def decode(self, x: Any) -> Any:
         """Undo the steps in reverse order."""

@@ -15,7 +15,7 @@ import pandas as pd
 from torch import Tensor
 
 from lamina.core.tensors import _plain_ops
-from lamina.core.transform import Pipeline, Transform, TransformError
+from lamina.core.transform import Pipeline, Transform, TransformError, as_type
 from lamina.core.utils import describe_item
 
 __all__ = ["Datasets", "TfmdLists", "index_items"]
@@ -271,39 +271,60 @@ class Datasets(Sequence[tuple[Any, ...]]):
         return self._fetch(idxs)
 
     def _fetch(self, idxs: Sequence[int]) -> list[tuple[Any, ...]]:
+        items, types = self._fetch_untyped(idxs)
+        if not any(types):
+            return items
+        return [tuple([as_type(v, c) if c is not None else v for v, c in zip(item, types)]) for item in items]
+
+    def fetch_untyped(self, idxs: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[type | None]]:
+        """The items at ``idxs`` with their elements left untyped, and the semantic type of each element (``None``
+        where the values already carry their types): a loader collates the items and types the batch once.
+
+        Examples:
+            >>> from lamina.core.tensors import TensorImage
+            >>> from lamina.core.transform import Transform
+            >>> class ToImage(Transform):
+            ...     def encodes(self, x: float) -> TensorImage: return torch.full((1, 2, 2), x)
+            >>> items, types = Datasets([0.0, 1.0], [[ToImage()], [lambda v: int(v)]]).fetch_untyped([1, 0])
+            >>> type(items[0][0]).__name__, [t.__name__ if t else t for t in types]
+            ('Tensor', ['TensorImage', None])
+        """
+        if type(self).__getitem__ is not Datasets.__getitem__:  # a subclass's own __getitem__ says what an item is
+            return [self[i] for i in idxs], [None] * len(self.tls)
+        return self._fetch_untyped(idxs)
+
+    def _fetch_untyped(self, idxs: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[type | None]]:
         tls = self.tls
         items = tls[0].items
         if type(items) is not list or any(tl.items is not items for tl in tls):
-            return [tuple([tl[i] for tl in tls]) for i in idxs]
-        # the hot path: every pipeline reads one list, so each raw item is fetched once, and the pipelines run in
-        # plain-op mode, entered once for the batch
-        runs = [tl.tfms._run for tl in tls]
-        out: list[tuple[Any, ...]] = []
+            return [tuple([tl[i] for tl in tls]) for i in idxs], [None] * len(tls)
+        # the hot path: every pipeline reads one list, so each raw item is fetched once; the pipelines run in
+        # plain-op mode, entered once for the batch, and leave typing to the caller
+        runs = [tl.tfms.run_untyped for tl in tls]
+        values: list[list[Any]] = [[] for _ in runs]
+        kinds: list[list[type | None]] = [[] for _ in runs]
         i, raw, k = 0, None, 0  # the item and the pipeline at work, for the error message
         with _plain_ops():
             try:
-                if len(runs) == 2:  # (x, y): the common case, written out
-                    run_x, run_y = runs
-                    for i in idxs:
-                        raw = items[i]
-                        k = 0
-                        x = run_x(raw)
-                        k = 1
-                        out.append((x, run_y(raw)))
-                else:
-                    for i in idxs:
-                        raw = items[i]
-                        elements: list[Any] = []
-                        for run in runs:
-                            k = len(elements)
-                            elements.append(run(raw))
-                        out.append(tuple(elements))
+                for i in idxs:
+                    raw = items[i]
+                    for k, run in enumerate(runs):
+                        v, c = run(raw)
+                        values[k].append(v)
+                        kinds[k].append(c)
             except TransformError as e:
                 raise tls[k]._failed(int(i), raw, e) from e.__cause__
             except (IndexError, TypeError):
                 tls[0]._raw(int(i))  # raises the error that names the index and the length
                 raise
-        return out
+        types: list[type | None] = []
+        for k, (vs, cs) in enumerate(zip(values, kinds)):
+            if cs.count(cs[0]) == len(cs):
+                types.append(cs[0])
+            else:  # items of this element have different types: each is typed on its own
+                values[k] = [as_type(v, c) if c is not None else v for v, c in zip(vs, cs)]
+                types.append(None)
+        return list(zip(*values)), types
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return (self[i] for i in range(len(self)))

@@ -27,8 +27,8 @@ import torch.utils.data
 from torch import Tensor
 
 from lamina.core.show import get_grid
-from lamina.core.tensors import TensorBase, _plain_ops, adopt_type, retype
-from lamina.core.transform import Pipeline, Transform, TransformError, show_any
+from lamina.core.tensors import TensorBase, _plain_ops, retain_type, retype
+from lamina.core.transform import Pipeline, Transform, TransformError, as_type, show_any
 from lamina.core.utils import describe_item, to_device
 from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
 
@@ -58,7 +58,7 @@ def _collate_field(values: list[Any], pad_value: float | None, field: str) -> An
     if isinstance(first, Tensor):
         with _plain_ops():  # `.shape` of a typed tensor would go through dispatch
             try:
-                return adopt_type(torch.stack(values), first)  # torch checks the shapes
+                return retain_type(torch.stack(values), first)  # torch checks the shapes
             except RuntimeError:
                 shapes = list(map(_shape, values))
                 if shapes.count(shapes[0]) == len(shapes):
@@ -177,6 +177,13 @@ def _seeded(seed: int | None) -> Iterator[None]:
             random.seed(saved[0])
             np.random.seed(saved[1])
             gen.set_state(saved[2])
+
+
+def _typed_batch(b: Any, types: list[type | None]) -> Any:
+    """A collated batch of untyped items with each element given its semantic type (see ``Datasets.fetch_untyped``)."""
+    if not isinstance(b, tuple):
+        return as_type(b, types[0]) if types[0] is not None else b
+    return tuple([as_type(f, c) if c is not None else f for f, c in zip(b, types)])
 
 
 def _pack(b: Any) -> tuple[Any, Any]:
@@ -390,6 +397,11 @@ class DataLoader:
         if self.fast:
             return self.dataset.get_batch(idx)
         with _seeded(seed):
+            untyped = getattr(self.dataset, "fetch_untyped", None)
+            if untyped is not None and self.collate_fn is collate and not self.after_item.fs + self.before_batch.fs:
+                # nothing needs typed items: collate them untyped and give the batch its types once
+                items, types = untyped(idx)
+                return _typed_batch(self._collate(items, idx), types)
             if hasattr(self.dataset, "__getitems__"):  # the batch-fetch protocol of torch.utils.data
                 items = self.dataset.__getitems__(idx)
             else:
@@ -398,11 +410,14 @@ class DataLoader:
                 items = self._after_item(idx, items)
             if len(self.before_batch):
                 items = self.before_batch(items)
-            try:
-                return self.collate_fn(items)
-            except CollateError as e:
-                a, b = e.positions
-                raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None
+            return self._collate(items, idx)
+
+    def _collate(self, items: list[Any], idx: Sequence[int]) -> Any:
+        try:
+            return self.collate_fn(items)
+        except CollateError as e:
+            a, b = e.positions
+            raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None
 
     def _finish(self, b: Any) -> Any:
         b = to_device(b, self.device, non_blocking=self.pin_memory)

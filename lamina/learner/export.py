@@ -38,7 +38,6 @@ _APP_MODULES = {
     "tabular": "lamina.tabular",
     "collab": "lamina.collab",
     "vision": "lamina.vision",
-    "text": "lamina.text",
 }
 
 

@@ -33,7 +33,10 @@ from lamina.learner.callback import (
 )
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.learner.metrics import Metric, as_metric
+from lamina.learner.precision import MixedPrecision
+from lamina.learner.progress import ProgressCallback
 from lamina.learner.recorder import Recorder
+from lamina.learner.schedule import ParamScheduler, combine_scheds, combined_cos, lr_find, sched_cos, sched_no
 from lamina.optim import Adam, BaseOptimizer
 
 __all__ = ["Learner", "atomic_save", "default_loss_func", "is_norm_or_bias", "trainable_params"]
@@ -181,7 +184,6 @@ class Learner:
     # ----- callbacks -------------------------------------------------------------------------------------------
     @staticmethod
     def _default_progress() -> list[Callback]:
-        from lamina.callbacks.progress import ProgressCallback
 
         return [ProgressCallback()]
 
@@ -271,7 +273,6 @@ class Learner:
     @contextlib.contextmanager
     def no_bar(self) -> Iterator[None]:
         """Hide progress bars inside a ``with`` block."""
-        from lamina.callbacks.progress import ProgressCallback
 
         with self.removed_cbs([ProgressCallback]):
             yield
@@ -431,7 +432,6 @@ class Learner:
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
         """
-        from lamina.callbacks.schedule import ParamScheduler, combined_cos
 
         lr = self._lr_per_group(self.lr if lr_max is None else lr_max, reset_opt)
         m = moms or self.moms
@@ -462,7 +462,6 @@ class Learner:
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
         """
-        from lamina.callbacks.schedule import ParamScheduler, combine_scheds, sched_cos, sched_no
 
         v = self._lr_per_group(self.lr if lr is None else lr, reset_opt)
         sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(v, v), sched_cos(v, v / div_final)])
@@ -490,7 +489,6 @@ class Learner:
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
         """
-        from lamina.callbacks.schedule import ParamScheduler, combine_scheds, sched_cos
 
         v = self._lr_per_group(self.lr if lr_max is None else lr_max, reset_opt)
         lens = [cycle_len * cycle_mult**i for i in range(n_cycles)]
@@ -659,25 +657,21 @@ class Learner:
     # ----- precision shortcuts ---------------------------------------------------------------------------------
     def to_fp16(self, **kwargs: Any) -> Learner:
         """Train with float16 autocast and loss scaling (``MixedPrecision``)."""
-        from lamina.callbacks.precision import MixedPrecision
 
         return self.add_cbs([MixedPrecision(dtype=torch.float16, **kwargs)])
 
     def to_bf16(self, **kwargs: Any) -> Learner:
         """Train with bfloat16 autocast (works on CPU)."""
-        from lamina.callbacks.precision import MixedPrecision
 
         return self.add_cbs([MixedPrecision(dtype=torch.bfloat16, **kwargs)])
 
     def to_fp32(self) -> Learner:
         """Remove mixed precision."""
-        from lamina.callbacks.precision import MixedPrecision
 
         return self.remove_cbs([MixedPrecision])
 
     def lr_find(self, **kwargs: Any) -> Any:
-        """Run the learning-rate finder (see ``lamina.callbacks.schedule.lr_find``); the model is restored after."""
-        from lamina.callbacks.schedule import lr_find
+        """Run the learning-rate finder (see ``lamina.learner.schedule.lr_find``); the model is restored after."""
 
         return lr_find(self, **kwargs)
 

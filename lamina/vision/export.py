@@ -23,7 +23,7 @@ from lamina.learner.export import ExportError, register_app
 from lamina.learner.learner import Learner
 from lamina.vision.core import LoadImage
 from lamina.vision.image import PILImage
-from lamina.vision.learner import TARGET_KINDS, VisionLearner, _load_step, vision_loss
+from lamina.vision.learner import TARGET_KINDS, VisionLearner, image_load_step, vision_loss
 
 __all__ = ["describe_vision", "inference_dataloaders", "rebuild_vision"]
 
@@ -61,7 +61,7 @@ def describe_vision(learn: Learner, tensors: dict[str, Tensor]) -> dict[str, Any
         "kind": learn.target,
         "vocab": learn.vocab,
         "thresh": learn.thresh,
-        "img_cls": _load_step(dls).cls,
+        "img_cls": image_load_step(dls).cls,
         "item_tfms": _states(list(dl.after_item.fs), tensors, "item_tfms"),
         "batch_tfms": _states(list(dl.after_batch.fs), tensors, "batch_tfms"),
         "stats": None if norm is None else {"mean": getattr(norm, "mean", None), "std": getattr(norm, "std", None)},

@@ -47,6 +47,7 @@ __all__ = [
     "ReshapePoints",
     "ScalePoints",
     "VisionLearner",
+    "image_load_step",
     "target_kind",
     "unet_learner",
     "vision_classifier",
@@ -286,8 +287,19 @@ def _add_point_scaling(dls: DataLoaders) -> None:
             _with_batch_tfm(dl, scale)
 
 
-def _load_step(dls: DataLoaders) -> LoadImage:
-    """The step of the input pipeline that opens images (its ``cls`` is the image class)."""
+def image_load_step(dls: DataLoaders) -> LoadImage:
+    """The step of ``dls``'s input pipeline that opens images (its ``cls`` is the image class).
+
+    Examples:
+        >>> import tempfile
+        >>> from lamina.datasets import mnist_digits
+        >>> from lamina.vision.factories import ImageDataLoaders
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = mnist_digits(tmp, n=2, name="{digit}/{k}.png")
+        ...     dls = ImageDataLoaders.from_folder(tmp, valid_pct=0.5, seed=0, bs=2)
+        >>> image_load_step(dls).cls
+        'PILImage'
+    """
     ds = dls.loaders[1 if len(dls.loaders) > 1 else 0].dataset
     tls = getattr(ds, "tls", None)
     for t in tls[0].tfms.fs if tls else []:
@@ -344,7 +356,7 @@ class VisionLearner(Learner):
     def _item(self, item: Any) -> Any:
         if isinstance(item, (str, Path)):
             return item
-        return _load_step(self.dls)._image_cls.create(item)
+        return image_load_step(self.dls)._image_cls.create(item)
 
     def predict(self, item: Any) -> tuple[Any, Tensor, Tensor]:
         """Predict one image: a file path, a PIL image, an ``H x W [x C]`` uint8 array or a lamina image.
@@ -536,6 +548,3 @@ def unet_learner(
         spec_kwargs = {"arch": arch, "n_out": n_out, "img_size": size, "n_in": n_in, "cut": cut, **unet_kwargs}
         learn.model_spec = {"name": "vision_unet", "kwargs": spec_kwargs}
     return learn
-
-
-import lamina.vision.export  # noqa: E402, F401  (registers the "vision" application for export / load_learner)

@@ -23,7 +23,7 @@ from tests.conftest import mnist_dls, small_cnn
 def quiet_learner(dls, model=None, **kwargs):
     learn = Learner(dls, model or small_cnn(), **kwargs)
     learn.logger = lambda _: None
-    from lamina.callbacks.progress import ProgressCallback
+    from lamina.learner.progress import ProgressCallback
 
     learn.remove_cbs([ProgressCallback])
     return learn
@@ -174,7 +174,7 @@ def test_fit_one_cycle_trains_a_real_model_and_metrics_are_recorded(mnist):
 def test_one_cycle_gives_the_documented_lr_and_momentum_curve(mnist):
     learn = quiet_learner(mnist_dls(mnist, 512, 64, bs=32))
     learn.fit_one_cycle(2, 0.1, div=25, div_final=1e4, pct_start=0.25, moms=(0.95, 0.85, 0.95))
-    from lamina.callbacks.schedule import combined_cos
+    from lamina.learner.schedule import combined_cos
 
     lrs = np.array([v[-1] for v in learn.recorder.lrs])
     moms = np.array([v[-1] for v in learn.recorder.moms])
@@ -193,7 +193,7 @@ def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_pa
 
     learn = quiet_learner(mnist_dls(mnist, 1024, 64, bs=32))
     before = {k: v.clone() for k, v in learn.model.state_dict().items()}
-    from lamina.callbacks.schedule import minimum, steep, valley
+    from lamina.learner.schedule import minimum, steep, valley
 
     sugg = learn.lr_find(num_it=60, suggest_funcs=(valley, minimum, steep))
     after = learn.model.state_dict()

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from lamina.callbacks.precision import ChannelsLast, MixedPrecision, next_loss_scale, to_float, unscale_grads_
 from lamina.callbacks.training import GradientAccumulation
 from lamina.data import DataLoader, DataLoaders
 from lamina.learner import Callback, Learner, accuracy
+from lamina.learner.precision import ChannelsLast, MixedPrecision, next_loss_scale, to_float, unscale_grads_
 
 
 def digits(mnist: dict[str, np.ndarray], split: str, n: int) -> tuple[Tensor, Tensor]:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lamina.callbacks.schedule import (
+from lamina.learner import Callback, Learner
+from lamina.learner.schedule import (
     combine_scheds,
     combined_cos,
     minimum,
@@ -17,13 +18,12 @@ from lamina.callbacks.schedule import (
     steep,
     valley,
 )
-from lamina.learner import Callback, Learner
 from tests.conftest import mnist_dls, small_cnn
 
 
 def quiet(learn):
     learn.logger = lambda _: None
-    from lamina.callbacks.progress import ProgressCallback
+    from lamina.learner.progress import ProgressCallback
 
     return learn.remove_cbs([ProgressCallback])
 
