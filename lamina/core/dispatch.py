@@ -81,8 +81,9 @@ def result_type(func: Callable[..., Any]) -> type | None:
     Examples:
         >>> def f(self, x: int) -> float: ...
         >>> def g(self, x: int) -> int | None: ...
-        >>> result_type(f), result_type(g), result_type(max)
-        (<class 'float'>, None, None)
+        >>> def h(self, x): ...
+        >>> result_type(f), result_type(g), result_type(h), result_type(max)
+        (<class 'float'>, None, None, None)
     """
     try:
         ann = inspect.signature(func).return_annotation
@@ -96,7 +97,9 @@ def result_type(func: Callable[..., Any]) -> type | None:
                 f"cannot resolve the return annotation {ann!r} of {func.__qualname__}: {e} (define or import the "
                 "class at module level, before the function)"
             ) from e
-    return ann if isinstance(ann, type) and not isinstance(ann, types.GenericAlias) else None
+    if ann is inspect.Signature.empty or not isinstance(ann, type) or isinstance(ann, types.GenericAlias):
+        return None
+    return ann
 
 
 class _LookupCache(dict[type, "Callable[..., Any] | None"]):
