@@ -81,7 +81,7 @@ def result_type(func: Callable[..., Any]) -> type | None:
     Examples:
         >>> def f(self, x: int) -> float: ...
         >>> def g(self, x: int) -> int | None: ...
-        >>> def h(self, x): ...
+        >>> def h(self, x) -> Any: ...
         >>> result_type(f), result_type(g), result_type(h), result_type(max)
         (<class 'float'>, None, None, None)
     """
@@ -97,7 +97,7 @@ def result_type(func: Callable[..., Any]) -> type | None:
                 f"cannot resolve the return annotation {ann!r} of {func.__qualname__}: {e} (define or import the "
                 "class at module level, before the function)"
             ) from e
-    if ann is inspect.Signature.empty or not isinstance(ann, type) or isinstance(ann, types.GenericAlias):
+    if ann in (inspect.Signature.empty, Any) or not isinstance(ann, type) or isinstance(ann, types.GenericAlias):
         return None
     return ann
 
