@@ -485,7 +485,7 @@ class Pipeline:
 
     def _run(self, x: Any) -> Any:
         """``__call__`` in plain-op mode (a Datasets calls it for all the pipelines of a batch's items)."""
-        v, cls = self.run_untyped(x)
+        v, cls = self._untyped(x)
         return v if cls is None else as_type(v, cls)
 
     def run_untyped(self, x: Any) -> tuple[Any, type | None]:
@@ -501,6 +501,13 @@ class Pipeline:
             >>> type(v).__name__, cls.__name__
             ('Tensor', 'TensorImage')
         """
+        if _typed_ops_on():  # the steps run in plain-op mode, as in __call__
+            with _plain_ops():
+                return self._untyped(x)
+        return self._untyped(x)
+
+    def _untyped(self, x: Any) -> tuple[Any, type | None]:
+        """:meth:`run_untyped` in plain-op mode."""
         tx = type(x)
         route = self._routes.get(tx)
         if route is None:
@@ -551,8 +558,8 @@ class Pipeline:
                 continue
             ret = t._encodes_td.returns[f]
             expect = _expected_type(tx, ret)
-            if expect is None:
-                rest = pos
+            if expect is None or (issubclass(tx, TensorBase) and not issubclass(expect, Tensor)):
+                rest = pos  # unknown ahead, or a typed input that may end up inside a non-tensor result
                 break
             active = split is None or t.split_idx is None or t.split_idx == split
             steps.append((pos, t, f, ret, tx, expect, issubclass(expect, Tensor), t.split_idx, active))

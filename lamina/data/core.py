@@ -300,7 +300,7 @@ class Datasets(Sequence[tuple[Any, ...]]):
             return [tuple([tl[i] for tl in tls]) for i in idxs], [None] * len(tls)
         # the hot path: every pipeline reads one list, so each raw item is fetched once; the pipelines run in
         # plain-op mode, entered once for the batch, and leave typing to the caller
-        runs = [tl.tfms.run_untyped for tl in tls]
+        runs = [tl.tfms._untyped for tl in tls]
         values: list[list[Any]] = [[] for _ in runs]
         kinds: list[list[type | None]] = [[] for _ in runs]
         i, raw, k = 0, None, 0  # the item and the pipeline at work, for the error message
