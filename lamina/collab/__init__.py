@@ -7,6 +7,7 @@
 from lamina.collab.analysis import pca, plot_item_pca, rank_by_bias
 from lamina.collab.core import NA, UNKNOWN_POLICIES, UnknownNameError, encode_names, make_vocab
 from lamina.collab.data import CollabDataLoaders, encode_ratings, resolve_columns, valid_mask
+from lamina.collab.graph import CollabGraph, collab_graph
 from lamina.collab.learner import CollabLearner, collab_learner, collab_model_spec
 from lamina.collab.models import EmbeddingDotBias, EmbeddingNN, NamedEmbeddings, emb_sz_rule, sigmoid_range
 
@@ -14,11 +15,13 @@ __all__ = [
     "NA",
     "UNKNOWN_POLICIES",
     "CollabDataLoaders",
+    "CollabGraph",
     "CollabLearner",
     "EmbeddingDotBias",
     "EmbeddingNN",
     "NamedEmbeddings",
     "UnknownNameError",
+    "collab_graph",
     "collab_learner",
     "collab_model_spec",
     "emb_sz_rule",

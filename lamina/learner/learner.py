@@ -654,6 +654,14 @@ class Learner:
 
         return export_learner(self, self.path / fname)
 
+    def export_graph(self, path: str | Path, format: str = "pt2") -> Path:
+        """Write the whole inference (preprocessing, model, decoding) as a graph that runs without Python:
+        ``"pt2"`` (torch.export), ``"torchscript"`` or ``"onnx"``, with its description at ``<path>.json``; see
+        ``lamina.learner.graph``. A relative ``path`` is taken from ``learn.path``."""
+        from lamina.learner.graph import export_graph
+
+        return export_graph(self, self.path / path, format)
+
     # ----- precision shortcuts ---------------------------------------------------------------------------------
     def to_fp16(self, **kwargs: Any) -> Learner:
         """Train with float16 autocast and loss scaling (``MixedPrecision``)."""

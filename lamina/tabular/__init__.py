@@ -12,6 +12,7 @@ from lamina.tabular.core import (
     cont_cat_split,
 )
 from lamina.tabular.data import TabularDataLoaders, TabularDataset, TabularPandas, TabularProcessor, infer_y_block
+from lamina.tabular.graph import TabularGraph, graph_inputs, tabular_graph
 from lamina.tabular.learner import TabularLearner, tabular_learner, tabular_loss, tabular_model_kwargs
 from lamina.tabular.model import (
     PiecewiseLinearEmbedding,
@@ -32,6 +33,7 @@ __all__ = [
     "TabularDataset",
     "TabularError",
     "TabularFrame",
+    "TabularGraph",
     "TabularLearner",
     "TabularModel",
     "TabularPandas",
@@ -41,9 +43,11 @@ __all__ = [
     "cont_cat_split",
     "emb_sz_rule",
     "get_emb_sz",
+    "graph_inputs",
     "infer_y_block",
     "piecewise_linear_encode",
     "quantile_bin_edges",
+    "tabular_graph",
     "tabular_learner",
     "tabular_loss",
     "tabular_model_kwargs",

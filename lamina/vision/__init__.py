@@ -51,6 +51,7 @@ from lamina.vision.export import (
     rebuild_vision,
 )
 from lamina.vision.factories import ImageDataLoaders, SegmentationDataLoaders
+from lamina.vision.graph import VisionGraph, VisionPreprocess, vision_graph
 from lamina.vision.interpret import (
     ClassificationInterpretation,
     Interpretation,
@@ -170,7 +171,9 @@ __all__ = [
     "SegmentationInterpretation",
     "SetImageSize",
     "UnetBlock",
+    "VisionGraph",
     "VisionLearner",
+    "VisionPreprocess",
     "Warp",
     "WeightsFile",
     "XResNet",
@@ -212,6 +215,7 @@ __all__ = [
     "unet_splitter",
     "verify_images",
     "vision_classifier",
+    "vision_graph",
     "vision_learner",
     "vision_loss",
     "vision_unet",

@@ -1,0 +1,218 @@
+"""Vision learners as graphs: ``uint8`` images of any size in, probabilities and class indices out.
+
+The graph repeats what validation does to an image, as tensor code with the image's height and width left
+symbolic: the validation window of the item transform (``Resize``: centre crop, pad or squish to the output's
+aspect ratio; ``RandomResizedCrop``: the largest centre crop; ``CropPad``/``RandomCrop``: the centred window),
+an antialiased bilinear resize (in float: the decoder's uint8 rounding is skipped), ``IntToFloatTensor``'s division
+and ``Normalize``'s statistics; then the model and the decoding of the task (softmax and argmax, sigmoid and the
+threshold, the value, or the per-pixel argmax of a mask). Training-only steps (augmentations) are left out; any
+other step is refused with a :class:`~lamina.learner.graph.GraphError` naming it.
+
+The input is ``N x H x W x C`` ``uint8`` (a single image is a batch of one: ``img[None]``); images of one batch
+share their size.
+"""
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lamina.data.transforms import IntToFloatTensor, Normalize, ToTensor
+from lamina.learner.graph import GraphError, InferenceGraph, register_graph, sym_max, sym_min
+from lamina.vision.learner import VisionLearner
+from lamina.vision.transforms import CropPad, RandomCrop, RandomResizedCrop, Resize
+
+__all__ = ["VisionGraph", "VisionPreprocess", "vision_graph"]
+
+
+def _rounded_ratio(a: int, num: int, den: int) -> int:
+    """``round(a * num / den)`` in integers (halves up), as sizes are computed eagerly and symbolically alike."""
+    return (2 * a * num + den) // (2 * den)
+
+
+def _source_rows(start: int, n: int, size: int, pad_mode: str) -> tuple[Tensor, Tensor]:
+    """Source indices of ``n`` positions from ``start`` (clamped or mirrored into ``[0, size)``) and which are in."""
+    i = torch.arange(n) + start
+    inside = (i >= 0) & (i < size)
+    if pad_mode == "reflection":  # mirror about the edge: -1 -> 0, size -> size - 1
+        i = torch.remainder(i, 2 * size)
+        i = torch.where(i >= size, 2 * size - 1 - i, i)
+    return i.clamp(0, size - 1), inside
+
+
+class VisionPreprocess(nn.Module):
+    """``N x H x W x C`` ``uint8`` images to the model's normalized ``N x C x h x w`` float input.
+
+    Args:
+        size: the model's input ``(height, width)``, or ``None`` to keep the image's size.
+        window: ``"crop"``, ``"pad"``, ``"squish"`` (aspect windows of ``Resize``) or ``"fixed"`` (a centred window
+            of ``size``, no resize).
+        pad_mode: ``"zeros"``, ``"border"`` or ``"reflection"`` where the window reaches outside the image.
+        div: what ``IntToFloatTensor`` divides by.
+        mean: per-channel means of ``Normalize`` (``None``: no normalization).
+        std: per-channel standard deviations.
+
+    Examples:
+        >>> pre = VisionPreprocess((4, 4), "crop", "zeros", 255.0, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+        >>> tuple(pre(torch.full((2, 6, 8, 3), 255, dtype=torch.uint8)).shape)
+        (2, 3, 4, 4)
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(
+        self,
+        size: tuple[int, int] | None,
+        window: str,
+        pad_mode: str,
+        div: float,
+        mean: list[float] | None,
+        std: list[float] | None,
+    ) -> None:
+        super().__init__()
+        self.out_h, self.out_w = size if size is not None else (0, 0)
+        self.window, self.pad_mode, self.div = window, pad_mode, float(div)
+        self.normalize = mean is not None and std is not None
+        self.register_buffer("mean", torch.tensor(mean if mean is not None else [0.0]).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std if std is not None else [1.0]).view(1, -1, 1, 1))
+
+    def _window(self, h: int, w: int) -> tuple[int, int]:
+        if self.window == "fixed":
+            return self.out_h, self.out_w
+        if self.window == "squish":
+            return h, w
+        height = _rounded_ratio(w, self.out_h, self.out_w)
+        width = _rounded_ratio(h, self.out_w, self.out_h)
+        if self.window == "crop":
+            return sym_min(h, height), sym_min(w, width)
+        return sym_max(h, height), sym_max(w, width)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = images.permute(0, 3, 1, 2).float()
+        if self.out_h > 0:
+            h, w = x.shape[2], x.shape[3]
+            height, width = self._window(h, w)
+            rows, rows_in = _source_rows((h - height) // 2, height, h, self.pad_mode)
+            cols, cols_in = _source_rows((w - width) // 2, width, w, self.pad_mode)
+            x = x.index_select(2, rows).index_select(3, cols)
+            if self.pad_mode == "zeros":
+                x = x * (rows_in[:, None] & cols_in[None, :]).to(x.dtype)
+            x = F.interpolate(x, size=[self.out_h, self.out_w], mode="bilinear", antialias=True, align_corners=False)
+        x = x / self.div
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        return x
+
+
+class VisionGraph(nn.Module):
+    """Preprocessing, the model and the task's decoding: images in, ``(probabilities, indices)`` or values out.
+
+    Args:
+        preprocess: a :class:`VisionPreprocess`.
+        model: the learner's model.
+        kind: ``"single"``, ``"multi"``, ``"regression"`` or ``"mask"``.
+        thresh: the multi-label threshold.
+
+    Examples:
+        >>> pre = VisionPreprocess(None, "squish", "zeros", 255.0, None, None)
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3))
+        >>> probs, index = VisionGraph(pre, net, "single", 0.5)(torch.zeros(2, 4, 4, 1, dtype=torch.uint8))
+        >>> tuple(probs.shape), index.tolist()
+        ((2, 3), [...])
+    """
+
+    def __init__(self, preprocess: VisionPreprocess, model: nn.Module, kind: str, thresh: float) -> None:
+        super().__init__()
+        self.preprocess, self.model, self.kind, self.thresh = preprocess, model, kind, float(thresh)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.model(self.preprocess(images))
+        if self.kind == "single":
+            return torch.softmax(out, 1), out.argmax(1)
+        if self.kind == "multi":
+            probs = torch.sigmoid(out)
+            return probs, probs > self.thresh
+        if self.kind == "mask":
+            return torch.softmax(out, 1), out.argmax(1)
+        return out, out
+
+
+def _item_window(learn: VisionLearner) -> tuple[tuple[int, int] | None, str, str]:
+    """The output size, window kind and pad mode of the validation item transform."""
+    size: tuple[int, int] | None = None
+    window, pad_mode = "squish", "zeros"
+    for t in _validation_steps(_valid_loader(learn).after_item.fs):
+        if isinstance(t, Resize):
+            size, window, pad_mode = t.size_, t.method, t.pad_mode
+        elif isinstance(t, RandomResizedCrop):
+            size, window = t.size_, "crop"
+        elif isinstance(t, (CropPad, RandomCrop)):
+            size, window, pad_mode = t.size_, "fixed", t.pad_mode
+        elif not isinstance(t, ToTensor):
+            raise GraphError(f"the item transform {t.name} has no graph form: use Resize, RandomResizedCrop or CropPad")
+    return size, window, pad_mode
+
+
+def _batch_steps(learn: VisionLearner) -> tuple[float, list[float] | None, list[float] | None]:
+    """``IntToFloatTensor``'s divisor and ``Normalize``'s statistics among the validation batch transforms."""
+    div, mean, std = 1.0, None, None
+    for t in _validation_steps(_valid_loader(learn).after_batch.fs):
+        if isinstance(t, IntToFloatTensor):
+            div = float(t.div)
+        elif isinstance(t, Normalize) and t.mean_ is not None and t.std_ is not None:
+            mean, std = t.mean_.flatten().tolist(), t.std_.flatten().tolist()
+        elif not type(t).__name__ == "ScalePoints":
+            raise GraphError(f"the batch transform {t.name} has no graph form (only IntToFloatTensor, Normalize)")
+    return div, mean, std
+
+
+def _valid_loader(learn: VisionLearner) -> Any:
+    return learn.dls.loaders[1] if len(learn.dls.loaders) > 1 else learn.dls.loaders[0]
+
+
+def _validation_steps(fs: Any) -> list[Any]:
+    return [t for t in fs if t.split_idx != 0]  # training-only steps (augmentations) do not run at inference
+
+
+def vision_graph(learn: VisionLearner) -> InferenceGraph:
+    """The :class:`~lamina.learner.graph.InferenceGraph` of a vision learner (see the module docstring).
+
+    Examples:
+        >>> vision_graph(object())
+        Traceback (most recent call last):
+        ...
+        lamina.learner.graph.GraphError: only a VisionLearner ...
+    """
+    if not isinstance(learn, VisionLearner):
+        raise GraphError("only a VisionLearner (vision_learner, unet_learner, load_learner) can be written as a graph")
+    if learn.target == "points":
+        raise GraphError("keypoint learners cannot be written as graphs yet: their points are relative to the crop")
+    size, window, pad_mode = _item_window(learn)
+    div, mean, std = _batch_steps(learn)
+    graph = VisionGraph(
+        VisionPreprocess(size, window, pad_mode, div, mean, std), learn.model, learn.target, learn.thresh
+    )
+    channels = int(next(p for p in learn.model.parameters() if p.ndim == 4).shape[1])
+    example = torch.randint(0, 256, (2, (size or (32, 32))[0] + 3, (size or (32, 32))[1] + 5, channels))
+    n_out = len(learn.vocab) if learn.vocab else "K"
+    shapes = {
+        "single": (["N", n_out], ["N"], "int64", "the class index (argmax)"),
+        "multi": (["N", n_out], ["N", n_out], "bool", "probability > threshold per class"),
+        "regression": (["N", n_out], ["N", n_out], "float32", "the values (same as the first output)"),
+        "mask": (["N", n_out, *(size or ("h", "w"))], ["N", *(size or ("h", "w"))], "int64", "the code per pixel"),
+    }[learn.target]
+    return InferenceGraph(
+        module=graph,
+        example_inputs=(example.to(torch.uint8),),
+        inputs=[{"name": "images", "dtype": "uint8", "shape": ["N", "H", "W", channels],
+                 "description": "images as decoded (height x width x channels, values 0-255); one batch shares H, W"}],
+        outputs=[{"name": "probs", "dtype": "float32", "shape": shapes[0], "description": "the activated outputs"},
+                 {"name": "index", "dtype": shapes[2], "shape": shapes[1], "description": shapes[3]}],
+        info={"app": "vision", "kind": learn.target, "labels": learn.vocab, "thresh": learn.thresh,
+              "input_size": list(size) if size else None},
+    )  # fmt: skip
+
+
+register_graph("vision", vision_graph)
