@@ -28,11 +28,11 @@ class TabularGraph(nn.Module):
 
     Args:
         model: the learner's ``TabularModel``.
-        fill: per continuous column, the value that replaces NaN.
+        fill: per continuous column, the value that replaces NaN (float32).
         flag_columns: indices of the continuous columns whose missing flags are extra categorical columns.
         flag_codes: per flag column, the codes of "present" and "missing" (``2 x n``).
-        mean: per continuous column, the mean subtracted (0 without ``Normalize``).
-        std: per continuous column, the standard deviation divided by (1 without ``Normalize``).
+        mean: per continuous column, the mean subtracted (float64; 0 without ``Normalize``).
+        std: per continuous column, the standard deviation divided by (float64; 1 without ``Normalize``).
         kind: ``"regression"``, ``"single"`` or ``"multi"``.
         thresh: the multi-label threshold.
 
@@ -40,7 +40,7 @@ class TabularGraph(nn.Module):
         >>> class Sum(torch.nn.Module):
         ...     def forward(self, cats, conts): return conts.sum(1, keepdim=True) + cats.sum(1, keepdim=True)
         >>> g = TabularGraph(Sum(), torch.tensor([5.0]), torch.tensor([0]), torch.tensor([[1], [2]]),
-        ...                  torch.zeros(1), torch.ones(1), "regression", 0.5)
+        ...                  torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64), "regression", 0.5)
         >>> g(torch.zeros(1, 0, dtype=torch.long), torch.tensor([[float("nan")]]))[0].tolist()
         [[7.0]]
     """
@@ -72,7 +72,8 @@ class TabularGraph(nn.Module):
         missing = torch.isnan(conts)
         flags = missing.index_select(1, self.flag_columns).long()
         flag_codes = torch.where(flags > 0, self.flag_codes[1], self.flag_codes[0])
-        x_cont = (torch.where(missing, self.fill, conts) - self.mean) / self.std
+        # in float64 as Normalize computes, then float32 (the model's piecewise-linear bins magnify rounding)
+        x_cont = ((torch.where(missing, self.fill, conts).double() - self.mean) / self.std).float()
         out = self.model(torch.cat([cats, flag_codes], 1), x_cont)
         if self.kind == "single":
             return torch.softmax(out, 1), out.argmax(1)
@@ -91,8 +92,10 @@ def _procs(processor: TabularProcessor) -> tuple[Categorify | None, FillMissing 
     return found[Categorify], found[FillMissing], found[Normalize]
 
 
-def _per_cont(processor: TabularProcessor, values: Mapping[Any, float] | None, default: float) -> Tensor:
-    return torch.tensor([float((values or {}).get(c, default)) for c in processor.cont_names], dtype=torch.float32)
+def _per_cont(
+    processor: TabularProcessor, values: Mapping[Any, float] | None, default: float, dtype: torch.dtype
+) -> Tensor:
+    return torch.tensor([float((values or {}).get(c, default)) for c in processor.cont_names], dtype=dtype)
 
 
 def _flags(processor: TabularProcessor, cat: Categorify | None, fill: FillMissing | None) -> tuple[Tensor, Tensor]:
@@ -122,9 +125,9 @@ def tabular_graph(learn: TabularLearner) -> InferenceGraph:
     flag_columns, flag_codes = _flags(processor, cat, fill)
     kind = processor.target.kind if processor.target is not None else "regression"
     vocab = processor.target.vocab_ if processor.target is not None else None
-    mean = _per_cont(processor, norm.means_ if norm else None, 0.0)
-    std = _per_cont(processor, norm.stds_ if norm else None, 1.0)
-    fill_values = _per_cont(processor, fill.fill_ if fill else None, 0.0)
+    mean = _per_cont(processor, norm.means_ if norm else None, 0.0, torch.float64)
+    std = _per_cont(processor, norm.stds_ if norm else None, 1.0, torch.float64)
+    fill_values = _per_cont(processor, fill.fill_ if fill else None, 0.0, torch.float32)
     thresh = float(getattr(learn.loss_func, "thresh", 0.5))
     module = TabularGraph(learn.model, fill_values, flag_columns, flag_codes, mean, std, kind, thresh)
     n_cat, n_cont = len(processor.cat_names), len(processor.cont_names)
