@@ -9,6 +9,7 @@ back-propagated.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lamina.learner.callback import (
     TrainEvalCallback,
     sort_callbacks,
 )
+from lamina.learner.inference import Collector, Gather, InferenceRun, Scores
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.learner.metrics import Metric, as_metric
 from lamina.learner.precision import MixedPrecision
@@ -43,6 +45,7 @@ __all__ = ["Learner", "atomic_save", "default_loss_func", "is_norm_or_bias", "tr
 
 _PHASE_FREE = frozenset({"before_fit", "after_fit", "after_cancel_fit", "before_epoch", "after_epoch",
                          "after_cancel_epoch"})  # fmt: skip
+_TARGET_LOCK = threading.Lock()
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
@@ -535,17 +538,18 @@ class Learner:
         return np.array([h["lr"] for h in self.opt.hypers])
 
     # ----- inference -------------------------------------------------------------------------------------------
-    def _run_valid(self, dl: DataLoader, cbs: Sequence[Callback]) -> None:
-        """One validation pass over ``dl`` with all validation events (no fit events)."""
-        self.dl, self.training, self.n_epoch, self.epoch = dl, False, max(self.n_epoch, 1), 0
-        with self.added_cbs(cbs), torch.no_grad():
-            self._with_events(self._phase, "validate", CancelValidException)
-        self.dl = self.dls.train
+    # Inference never writes on the learner (see lamina.learner.inference): one learner can serve many threads.
+    def _infer(self, dl: DataLoader, collectors: Sequence[Collector]) -> None:
+        """One pass of the model over ``dl`` in a private loop, feeding ``collectors``; the learner is only read."""
+        mixed = [cb for cb in self.cbs if isinstance(cb, MixedPrecision) and cb.enabled]
+        dtype = mixed[0].dtype if mixed else None
+        InferenceRun(self.model, self.loss_func, self.dls.n_inp, collectors, autocast=dtype).run(dl)
 
     def validate(self, dl: DataLoader | None = None) -> list[float]:
         """The validation loss and metrics on ``dl`` (the validation loader by default)."""
-        self._run_valid(dl or self.dls.valid, [])
-        return list(self.recorder.last_valid)
+        scores = Scores(self.metrics)
+        self._infer(dl or self.dls.valid, [scores])
+        return scores.values()
 
     def get_preds(
         self,
@@ -567,17 +571,16 @@ class Learner:
         Returns:
             ``(inputs?, preds, targets, decoded?, losses?)`` in that order; targets is ``None`` for unlabelled data.
         """
-        from lamina.learner.recorder import GatherPreds
-
-        gather = GatherPreds(with_input=with_input, with_loss=with_loss)
-        self._run_valid(dl or self.dls.valid, [gather])
+        gather = Gather(with_input=with_input, with_loss=with_loss)
+        self._infer(dl or self.dls.valid, [gather])
         act = act or getattr(self.loss_func, "activation", None) or (lambda x: x)
-        preds = act(gather.preds)
+        raw = gather.preds
+        preds = act(raw)
         out: list[Any] = [gather.inputs] if with_input else []
         out += [preds, gather.targets]
         if with_decoded:
             decodes = getattr(self.loss_func, "decodes", None)
-            out.append(decodes(gather.preds) if decodes is not None else preds)  # decodes takes raw outputs
+            out.append(decodes(raw) if decodes is not None else preds)  # decodes takes raw outputs
         if with_loss:
             out.append(gather.losses)
         return tuple(out)
@@ -600,11 +603,13 @@ class Learner:
         return decoded, dec[0], preds[0]
 
     def _target_example(self) -> Any:
-        """An (empty) target of the type the data produces, so decoded predictions regain that type."""
-        if getattr(self, "_target_like", None) is None:
-            b = self.dls.train.one_batch()
-            ys = b[self.dls.n_inp :] if isinstance(b, tuple) else ()
-            self._target_like = ys[0][:0] if ys and isinstance(ys[0], Tensor) else torch.empty(0)
+        """An (empty) target of the type the data produces, so decoded predictions regain that type (computed once,
+        under a lock: the first predictions may come from several threads at once)."""
+        with _TARGET_LOCK:
+            if getattr(self, "_target_like", None) is None:
+                b = self.dls.train.one_batch()
+                ys = b[self.dls.n_inp :] if isinstance(b, tuple) else ()
+                self._target_like = ys[0][:0] if ys and isinstance(ys[0], Tensor) else torch.empty(0)
         return self._target_like
 
     def tta(self, n: int = 4, beta: float = 0.25, dl: DataLoader | None = None) -> tuple[Tensor, Tensor]:

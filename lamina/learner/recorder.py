@@ -6,6 +6,7 @@ synchronisation per batch.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -261,13 +262,10 @@ def _detach_cpu(t: Any) -> Any:
 
 
 def _per_item_loss(loss_func: Any, pred: Tensor, yb: tuple[Any, ...]) -> Tensor:
-    old = getattr(loss_func, "reduction", None)
-    if old is None:
+    if getattr(loss_func, "reduction", None) is None:
         raise TypeError(f"with_loss needs a loss with a `reduction` attribute, got {type(loss_func).__name__}")
-    loss_func.reduction = "none"
-    try:
-        loss = loss_func(pred, *yb).detach()
-    finally:
-        loss_func.reduction = old
+    per_item = copy.copy(loss_func)  # the learner's loss may be in use by another thread: change a copy
+    per_item.reduction = "none"
+    loss = per_item(pred, *yb).detach()
     n = batch_size((pred,), yb)
     return loss.reshape(n, -1).float().mean(1).cpu()

@@ -367,8 +367,7 @@ class VisionLearner(Learner):
             activated outputs.
         """
         dl = self.dls.test_dl([self._item(item)])
-        with self.no_bar():
-            inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+        inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
         return self._decode(preds[0], dec[0], inp[0][0])
 
     def _decode(self, probs: Tensor, dec: Tensor, image: Tensor) -> tuple[Any, Tensor, Tensor]:
