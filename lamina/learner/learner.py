@@ -334,14 +334,18 @@ class Learner:
     # ----- fitting ---------------------------------------------------------------------------------------------
     def create_opt(self) -> BaseOptimizer:
         """Build the optimizer from the splitter's groups; norms and biases get no weight decay unless asked."""
+        self.opt = self._new_opt()
+        return self.opt
+
+    def _new_opt(self) -> BaseOptimizer:
         groups = [list(g) for g in self.splitter(self.model)]
         no_decay = [] if self.wd_bn_bias else _norm_and_bias_params(self.model)
         kwargs: dict[str, Any] = {"no_decay": no_decay}
         if self.wd is not None:
             kwargs["wd"] = self.wd
-        self.opt = self.opt_func(groups, **kwargs)
-        self.opt.set_hyper("lr", self.lr)
-        return self.opt
+        opt = self.opt_func(groups, **kwargs)
+        opt.set_hyper("lr", self.lr)
+        return opt
 
     def fit(
         self,
@@ -638,14 +642,36 @@ class Learner:
         return atomic_save(state, self.path / self.model_dir / f"{name}.pth")
 
     def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:
-        """Load state written by ``save`` (with ``weights_only=True``: no code runs from the file)."""
+        """Load state written by ``save`` (with ``weights_only=True``: no code runs from the file).
+
+        All or nothing: every key and shape of the model state, and the optimizer state (tried on a scratch
+        optimizer), are checked before anything is copied; a checkpoint that does not fit leaves the learner as
+        it was.
+
+        Args:
+            name: the file is ``path/model_dir/name.pth``.
+            with_opt: also load the optimizer state, when the file has one.
+            strict: the model's keys and the file's must be the same (shapes must always match).
+        """
         file = self.path / self.model_dir / f"{name}.pth"
         if not file.is_file():
             raise FileNotFoundError(f"no saved model at {file}: call learn.save({name!r}) first")
         device = next(self.model.parameters(), torch.empty(0)).device
         state = torch.load(file, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise ValueError(f"{file} is not a checkpoint written by learn.save (no 'model' state); nothing was loaded")
+        _check_model_state(self.model, state["model"], strict, file)
+        load_opt = with_opt and "opt" in state
+        if load_opt:
+            try:
+                self._new_opt().load_state_dict(state["opt"])  # a scratch optimizer: the check copies nothing
+            except Exception as e:
+                raise ValueError(
+                    f"{file}: the optimizer state does not fit this learner's optimizer ({e}); nothing was loaded. "
+                    "Load with with_opt=False to take the model weights only"
+                ) from e
         self.model.load_state_dict(state["model"], strict=strict)
-        if with_opt and "opt" in state:
+        if load_opt:
             if self.opt is None:
                 self.create_opt()
             assert self.opt is not None
@@ -688,6 +714,25 @@ class Learner:
 
     def __repr__(self) -> str:
         return f"Learner({type(self.model).__name__}, loss={type(self.loss_func).__name__}, cbs={self.cbs})"
+
+
+def _check_model_state(model: nn.Module, saved: dict[str, Any], strict: bool, file: Path) -> None:
+    """Raise, naming every problem, unless ``saved`` fits ``model``: same keys (when ``strict``), same shapes."""
+    own = model.state_dict()
+    problems = [
+        f"{k} has shape {tuple(v.shape)} in the file but {tuple(own[k].shape)} in the model"
+        for k, v in saved.items()
+        if k in own and isinstance(v, Tensor) and v.shape != own[k].shape
+    ]
+    if strict:
+        missing, unexpected = sorted(own.keys() - saved.keys()), sorted(saved.keys() - own.keys())
+        problems += [f"{k} is missing from the file" for k in missing[:5]]
+        problems += [f"{k} is in the file but not in the model" for k in unexpected[:5]]
+    if problems:
+        raise ValueError(
+            f"{file} does not fit this model: {'; '.join(problems)}. Nothing was loaded (the model and optimizer "
+            "are unchanged); check the architecture, or pass strict=False to load only the matching keys"
+        )
 
 
 def _noop_log(_: str) -> None:

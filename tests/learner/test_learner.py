@@ -252,6 +252,48 @@ def test_save_and_load_round_trip_model_and_optimizer(mnist, tmp_path):
         learn.load("nope")
 
 
+def _snapshot(learn):
+    model = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    opt = learn.opt.state_dict()["groups"]
+    return model, [(g["step"], [{n: t.clone() for n, t in d.items()} for d in g["state"]]) for g in opt]
+
+
+def _unchanged(learn, snap):
+    model, opt = _snapshot(learn)
+    same_opt = all(s == s0 and all(d.keys() == d0.keys() and all(torch.equal(d[n], d0[n]) for n in d)
+                                   for d, d0 in zip(st, st0))
+                   for (s, st), (s0, st0) in zip(opt, snap[1]))  # fmt: skip
+    return all(torch.equal(model[k], snap[0][k]) for k in model) and same_opt
+
+
+def test_a_checkpoint_whose_weight_fits_but_bias_does_not_leaves_the_model_untouched(mnist, tmp_path):
+    learn = quiet_learner(mnist_dls(mnist, 128, 64), model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
+                          path=tmp_path)  # fmt: skip
+    learn.fit(1)
+    snap = _snapshot(learn)
+    bad = {"0.weight": torch.full((10, 784), 7.0), "0.bias": torch.zeros(12)}  # the weight comes first in the file
+    (tmp_path / "models").mkdir(exist_ok=True)
+    torch.save({"model": {"1.weight": bad["0.weight"], "1.bias": bad["0.bias"]}}, tmp_path / "models" / "bad.pth")
+    with pytest.raises(ValueError, match=r"1\.bias has shape \(12,\) in the file but \(10,\).*Nothing was loaded"):
+        learn.load("bad")
+    assert _unchanged(learn, snap)
+
+
+def test_a_checkpoint_whose_model_fits_but_optimizer_state_does_not_leaves_both_untouched(mnist, tmp_path):
+    dls = mnist_dls(mnist, 128, 64)
+    learn = quiet_learner(dls, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), path=tmp_path)
+    learn.fit(1)
+    snap = _snapshot(learn)
+    other = quiet_learner(dls, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), path=tmp_path, opt_func=SGD)
+    other.fit(1, lr=0.5)  # different weights, and an SGD state that an Adam cannot take
+    other.save("other")
+    with pytest.raises(ValueError, match=r"optimizer state does not fit.*nothing was loaded.*with_opt=False"):
+        learn.load("other")
+    assert _unchanged(learn, snap)
+    learn.load("other", with_opt=False)  # the weights alone do fit
+    assert torch.equal(learn.model[1].weight, other.model[1].weight)
+
+
 def test_a_crash_mid_save_keeps_the_last_good_file(mnist, tmp_path, monkeypatch):
     learn = quiet_learner(mnist_dls(mnist, 64, 64), path=tmp_path)
     good = learn.save("ckpt").read_bytes()
