@@ -425,9 +425,12 @@ class DataLoader:
 
     def _torch_loader(self) -> torch.utils.data.DataLoader:
         if self._loader is None or not self.persistent_workers:
+            # torch draws each epoch's worker base seed from `generator`, or from the global generator when there is
+            # none, which would move every later draw (dropout, init) with the number of workers. Batches carry
+            # their own seeds (see `_seeded`), so a private generator costs nothing and keeps 0 and N workers alike.
             self._loader = torch.utils.data.DataLoader(
                 _BatchMaker(self), batch_size=None, sampler=self._sampler, num_workers=self.num_workers,
-                pin_memory=self.pin_memory, collate_fn=_identity,
+                pin_memory=self.pin_memory, collate_fn=_identity, generator=torch.Generator(),
                 persistent_workers=self.persistent_workers and self.num_workers > 0,
             )  # fmt: skip
         return self._loader

@@ -46,6 +46,24 @@ def test_same_seed_gives_identical_batches_with_zero_and_two_workers(mnist):
     assert type(b2[0][0]) is TensorImageBW  # types survive the trip from worker processes
 
 
+def test_same_seed_trains_to_the_same_weights_with_zero_and_two_workers(mnist):
+    from torch import nn
+
+    from lamina.learner import Learner
+
+    def train(num_workers):
+        dss = mnist_dsets(mnist, n_train=128, n_valid=32, augment=True)
+        dls = dss.dataloaders(bs=32, seed=3, num_workers=num_workers, after_batch=[IntToFloatTensor()])
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))  # dropout draws from torch's RNG
+        learn = Learner(dls, model, lr=1e-2, show_progress=False, logger=None)
+        learn.fit(2)
+        return [p.detach().clone() for p in model.parameters()]
+
+    w0, w2 = train(0), train(2)
+    assert all(torch.equal(a, b) for a, b in zip(w0, w2))
+
+
 def test_random_item_transforms_really_run_and_depend_on_the_seed(mnist):
     ds = mnist_dsets(mnist, augment=True).train
     a = next(iter(DataLoader(ds, bs=64, seed=1)))[0]
