@@ -80,10 +80,17 @@ class Recorder(Callback):
         self.losses, self.smooth_losses, self.lrs, self.moms, self.values, self.iters = [], [], [], [], [], []
         self._width = max(len(n) for n in self.names()) + 2
         self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()))
+        self._new_epoch()
 
     def before_epoch(self) -> None:
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        """Start an epoch's row. Also run at ``before_fit`` and ``after_epoch``: a callback ordered before this one
+        may cancel the epoch in ``before_epoch``, and its row (NaN losses) must still have a start time."""
         self._start = time.perf_counter()
         self.last_valid = []
+        self._train_loss = float("nan")
 
     def before_train(self) -> None:
         self._batch_losses: list[Tensor] = []
@@ -135,13 +142,14 @@ class Recorder(Callback):
     def after_epoch(self) -> None:
         row = [
             float(self.learn.epoch),
-            getattr(self, "_train_loss", float("nan")),
+            self._train_loss,
             *(self.last_valid or [float("nan")] * (1 + len(self.learn.metrics))),
             time.perf_counter() - self._start,
         ]
         self.values.append(row)
         self.iters.append(len(self.losses))
         self.learn.logger("".join(_fmt(v, i, len(row), self._width) for i, v in enumerate(row)))
+        self._new_epoch()
 
     # ----- plots ---------------------------------------------------------------------------------------------
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True) -> Any:
