@@ -394,3 +394,38 @@ def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsy
     quiet.fit(1)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_an_epoch_cancelled_in_before_epoch_by_an_earlier_callback_still_gets_a_row(mnist):
+    from lamina.learner import CancelEpochException
+
+    class SkipEpochs(Callback):
+        order = 0  # before the Recorder (50): the Recorder's before_epoch does not run for those epochs
+
+        def before_epoch(self):
+            if self.learn.epoch in (0, 2):
+                raise CancelEpochException()
+
+    lines = []
+    learn = quiet_learner(mnist_dls(mnist, 128, 64), cbs=[SkipEpochs()])
+    learn.logger = lines.append
+    learn.fit(3)
+    rows = learn.recorder.values
+    assert [int(r[0]) for r in rows] == [0, 1, 2] and len(lines) == 4
+    assert not np.isnan(rows[1][1]) and not np.isnan(rows[1][2])
+    for skipped in (rows[0], rows[2]):  # nothing trained or validated: no stale numbers, a real time
+        assert np.isnan(skipped[1]) and np.isnan(skipped[2]) and 0 <= skipped[-1] < 1.0
+
+
+@pytest.mark.parametrize("name", ["model", "train_iter", "recorder"])
+def test_a_callback_reading_a_learner_attribute_on_itself_is_told_to_write_self_learn(mnist, name):
+    class Peek(Callback):
+        def before_fit(self):
+            return getattr(self, name)
+
+    learn = quiet_learner(mnist_dls(mnist, 64, 64), cbs=[Peek()])
+    with pytest.raises(AttributeError, match=rf"'Peek' object has no attribute '{name}'.*write self\.learn\.{name}$"):
+        learn.fit(1)
+    with pytest.raises(AttributeError, match=r"no attribute 'colour'$"):  # not the learner's: no hint
+        Peek().colour  # noqa: B018
+    assert Peek().events() == ["before_fit"]
