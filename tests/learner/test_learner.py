@@ -16,6 +16,7 @@ from lamina.learner import (
     accuracy,
     sort_callbacks,
 )
+from lamina.learner.progress import ProgressCallback, wants_plain_progress
 from lamina.optim import SGD
 from tests.conftest import mnist_dls, small_cnn
 
@@ -23,8 +24,6 @@ from tests.conftest import mnist_dls, small_cnn
 def quiet_learner(dls, model=None, **kwargs):
     learn = Learner(dls, model or small_cnn(), **kwargs)
     learn.logger = lambda _: None
-    from lamina.learner.progress import ProgressCallback
-
     learn.remove_cbs([ProgressCallback])
     return learn
 
@@ -381,10 +380,11 @@ def test_train_bn_keeps_normalization_layers_of_frozen_groups_training(mnist):
 def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsys):
     dls = mnist_dls(mnist, 128, 64)
     lines = []
-    learn = Learner(dls, small_cnn(), metrics=[accuracy], logger=lines.append)
+    bars = ProgressCallback(plain=False)  # bars even though pytest's capture is not a terminal
+    learn = Learner(dls, small_cnn(), metrics=[accuracy], logger=lines.append, show_progress=False, cbs=[bars])
     learn.fit(1)
     err = capsys.readouterr().err
-    assert "epoch 1/1 train" in err and "valid" in err  # tqdm bars go to stderr
+    assert "epoch 1/1 train" in err and "valid" in err and "\r" in err  # tqdm bars go to stderr
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
     assert len(lines) == 2 and lines[1].split()[0] == "0"
     with learn.no_bar(), learn.no_logging():
@@ -429,3 +429,28 @@ def test_a_callback_reading_a_learner_attribute_on_itself_is_told_to_write_self_
     with pytest.raises(AttributeError, match=r"no attribute 'colour'$"):  # not the learner's: no hint
         Peek().colour  # noqa: B018
     assert Peek().events() == ["before_fit"]
+
+
+def test_progress_is_one_plain_line_per_epoch_when_the_output_is_not_a_terminal(mnist, capsys):
+    learn = Learner(mnist_dls(mnist, 256, 64), small_cnn(), logger=None)  # the default progress, auto mode
+    learn.fit(3)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "4 train and 1 valid batches, loss " in lines[0]
+
+
+def test_bars_stay_for_a_terminal_and_a_notebook_widget():
+    import io
+
+    from tqdm import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert not wants_plain_progress(tqdm, Terminal())
+    assert wants_plain_progress(tqdm, io.StringIO())
+    assert not wants_plain_progress(notebook_tqdm, io.StringIO())
