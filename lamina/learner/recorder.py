@@ -156,7 +156,7 @@ class Recorder(Callback):
         """Plot the smoothed training loss per batch and the validation loss per epoch; returns the figure."""
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")  # labels inside the figure
         xs = np.arange(skip_start, len(self.smooth_losses))
         ax.plot(xs, self.smooth_losses[skip_start:], label="train (smoothed)")
         if with_valid and self.values:
@@ -170,7 +170,7 @@ class Recorder(Callback):
         """Plot the learning rate and momentum of the last parameter group per batch; returns the figure."""
         import matplotlib.pyplot as plt
 
-        fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, axs = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
         for ax, values, name in zip(axs, (self.lrs, self.moms), ("lr", "mom")):
             ax.plot([v[-1] if v else 0.0 for v in values])
             ax.set_xlabel("batches")
@@ -183,7 +183,7 @@ class Recorder(Callback):
 
         lrs = [v[-1] for v in self.lrs]
         n = max(len(lrs) - skip_end, 1)
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")  # labels inside the figure
         ax.plot(lrs[:n], self.smooth_losses[:n])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")

@@ -187,8 +187,30 @@ def test_one_cycle_gives_the_documented_lr_and_momentum_curve(mnist):
     assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85, abs=1e-3)
 
 
-def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_path):
+def assert_labels_inside(fig, path):
+    """Save ``fig`` as a PNG with real content whose axis labels and tick labels all lie inside the picture."""
     from tests.conftest import assert_png
+
+    fig.savefig(path)
+    assert_png(path)
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+
+    def drawn_ticks(labels, locs, lim):  # matplotlib keeps labels for ticks outside the view; they are not drawn
+        lo, hi = sorted(lim)
+        return [t for t, loc in zip(labels, locs) if lo <= loc <= hi]
+
+    for ax in fig.axes:
+        texts = [ax.xaxis.label, ax.yaxis.label, *drawn_ticks(ax.get_xticklabels(), ax.get_xticks(), ax.get_xlim()),
+                 *drawn_ticks(ax.get_yticklabels(), ax.get_yticks(), ax.get_ylim())]  # fmt: skip
+        for t in texts:
+            if not t.get_visible() or not t.get_text():
+                continue
+            e = t.get_window_extent(renderer)
+            inside = e.x0 >= box.x0 and e.y0 >= box.y0 and e.x1 <= box.x1 and e.y1 <= box.y1
+            assert inside, f"{t.get_text()!r} at {e.extents} is cut off by the figure {box.extents} ({path.name})"
+
+
+def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_path):
 
     learn = quiet_learner(mnist_dls(mnist, 1024, 64, bs=32))
     before = {k: v.clone() for k, v in learn.model.state_dict().items()}
@@ -198,19 +220,17 @@ def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_pa
     after = learn.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert 1e-5 < sugg.valley < 1.0 and set(sugg.lrs) == {"valley", "minimum", "steep"}
-    fig = learn.recorder.plot_lr_find(suggestions=sugg.lrs)
-    fig.savefig(tmp_path / "lr_find.png")
-    assert_png(tmp_path / "lr_find.png")
+    assert sugg.figure is not None  # drawn by default, like fastai's
+    assert_labels_inside(sugg.figure, tmp_path / "lr_find.png")
+    assert learn.lr_find(num_it=20, show_plot=False).figure is None
 
 
 def test_plot_loss_and_plot_sched_write_pngs(mnist, tmp_path):
-    from tests.conftest import assert_png
 
     learn = quiet_learner(mnist_dls(mnist, 256, 64))
     learn.fit_one_cycle(2, 1e-2)
-    learn.recorder.plot_loss(skip_start=0).savefig(tmp_path / "loss.png")
-    learn.recorder.plot_sched().savefig(tmp_path / "sched.png")
-    assert_png(tmp_path / "loss.png") and assert_png(tmp_path / "sched.png")
+    assert_labels_inside(learn.recorder.plot_loss(skip_start=0), tmp_path / "loss.png")
+    assert_labels_inside(learn.recorder.plot_sched(), tmp_path / "sched.png")
 
 
 def test_get_preds_streams_activated_predictions_and_decodes(mnist):
