@@ -32,7 +32,7 @@ from lamina.core.transform import Pipeline, Transform, TransformError, as_type, 
 from lamina.core.utils import describe_item, to_device
 from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
 
-__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate"]
+__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate", "default_device"]
 
 
 class CollateError(ValueError):
@@ -113,6 +113,25 @@ def collate(items: Sequence[Any], pad_value: float | None = None) -> Any:
                 f"batch item {k} is {describe_item(items[k])} but batch item 0 has {len(first)} elements", (0, k)
             )
     return tuple([_collate_field(list(col), pad_value, f"element {j}") for j, col in enumerate(zip(*items))])
+
+
+def default_device(device: torch.device | str | None = None) -> torch.device:
+    """``device`` when given; else CUDA when available, then Apple's MPS, else the CPU.
+
+    Examples:
+        >>> default_device("cpu")
+        device(type='cpu')
+        >>> default_device().type in ("cuda", "mps", "cpu")
+        True
+    """
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 class TensorSource:
@@ -565,7 +584,8 @@ class DataLoaders:
     Args:
         *loaders: training first, then validation.
         path: the folder models and exports go to.
-        device: send all loaders' batches there.
+        device: send all loaders' batches there. When ``None`` and no loader has a device yet, the accelerator is
+            used when there is one (:func:`default_device`: CUDA, then MPS); pass ``"cpu"`` to stay on the CPU.
 
     Examples:
         >>> x = torch.randn(100, 3); y = (x.sum(1) > 0).long()
@@ -580,6 +600,10 @@ class DataLoaders:
         self.loaders, self.path = list(loaders), path
         if device is not None:
             self.to(device)
+        elif all(dl.device is None for dl in self.loaders):
+            chosen = default_device()
+            if chosen.type != "cpu":  # on the CPU, batches stay where they are made: nothing to move
+                self.to(chosen)
 
     @classmethod
     def from_dsets(

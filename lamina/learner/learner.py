@@ -127,6 +127,8 @@ class Learner:
         model_dir: where ``save`` writes, relative to ``path``.
         show_progress: show progress bars (``learn.no_bar()`` hides them for a block).
         logger: receives the per-epoch table lines; ``None`` is silent (``learn.no_logging()`` for a block).
+        device: where the model and the batches go; ``None`` keeps ``dls.device`` (``DataLoaders`` picks the
+            accelerator when there is one, see ``lamina.data.default_device``). The table's header names it.
 
     Examples:
         >>> from lamina.data.load import DataLoader, DataLoaders
@@ -161,8 +163,11 @@ class Learner:
         model_dir: str | Path = "models",
         show_progress: bool = True,
         logger: Callable[[str], None] | None = print,
+        device: torch.device | str | None = None,
     ) -> None:
         self.dls, self.model = dls, model
+        if device is not None:
+            dls.to(device)
         if dls.device is not None:
             self.model.to(dls.device)
         self.loss_func = loss_func if loss_func is not None else self._infer_loss()

@@ -79,7 +79,8 @@ class Recorder(Callback):
     def before_fit(self) -> None:
         self.losses, self.smooth_losses, self.lrs, self.moms, self.values, self.iters = [], [], [], [], [], []
         self._width = max(len(n) for n in self.names()) + 2
-        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()))
+        device = next(self.learn.model.parameters(), torch.empty(0)).device
+        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()) + f"   [device: {device}]")
         self._new_epoch()
 
     def before_epoch(self) -> None:

@@ -64,6 +64,34 @@ def test_same_seed_trains_to_the_same_weights_with_zero_and_two_workers(mnist):
     assert all(torch.equal(a, b) for a, b in zip(w0, w2))
 
 
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_the_default_device_is_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    from lamina.data import default_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert default_device() == torch.device(expected)
+    assert default_device("cpu") == torch.device("cpu")  # told otherwise
+
+
+def test_dataloaders_pick_the_accelerator_unless_told_or_already_placed(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+
+    def loaders(device=None):
+        return DataLoader((x, y), bs=4, device=device), DataLoader((x, y), bs=4, device=device)
+
+    assert DataLoaders(*loaders()).device == torch.device("cuda")
+    assert all(dl.device == torch.device("cuda") for dl in DataLoaders(*loaders()).loaders)
+    assert DataLoaders(*loaders(), device="cpu").device == torch.device("cpu")
+    assert DataLoaders(*loaders("cpu")).device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert DataLoaders(*loaders()).device is None  # on the CPU nothing moves
+
+
 def test_random_item_transforms_really_run_and_depend_on_the_seed(mnist):
     ds = mnist_dsets(mnist, augment=True).train
     a = next(iter(DataLoader(ds, bs=64, seed=1)))[0]

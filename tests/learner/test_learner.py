@@ -405,7 +405,7 @@ def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsy
     learn.fit(1)
     err = capsys.readouterr().err
     assert "epoch 1/1 train" in err and "valid" in err and "\r" in err  # tqdm bars go to stderr
-    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "[device:", "cpu]"]
     assert len(lines) == 2 and lines[1].split()[0] == "0"
     with learn.no_bar(), learn.no_logging():
         learn.fit(1)
@@ -474,3 +474,15 @@ def test_bars_stay_for_a_terminal_and_a_notebook_widget():
     assert not wants_plain_progress(tqdm, Terminal())
     assert wants_plain_progress(tqdm, io.StringIO())
     assert not wants_plain_progress(notebook_tqdm, io.StringIO())
+
+
+def test_the_learner_goes_where_it_is_told_and_the_fit_names_the_device_first(mnist, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with CUDA, as far as lamina can tell
+    dls = mnist_dls(mnist, 128, 64)
+    assert dls.device == torch.device("cuda")  # picked by default
+    monkeypatch.undo()
+    lines = []
+    learn = Learner(dls, small_cnn(), logger=lines.append, show_progress=False, device="cpu")  # told otherwise
+    assert dls.device == torch.device("cpu") and next(learn.model.parameters()).device.type == "cpu"
+    learn.fit(1)
+    assert lines[0].endswith("[device: cpu]") and lines[0].split()[:3] == ["epoch", "train_loss", "valid_loss"]
