@@ -618,6 +618,9 @@ class DataLoaders:
     ) -> DataLoaders:
         """Loaders over datasets (training first): the training one shuffles, the others do not.
 
+        An empty validation set (a split that trains on everything, e.g. for the final model) gets no loader: the
+        result has only the training loader and ``Learner.fit`` skips validation.
+
         Args:
             *dsets: training dataset first.
             bs: training batch size.
@@ -629,8 +632,17 @@ class DataLoaders:
         """
         drop_last = kwargs.pop("drop_last", shuffle and len(dsets[0]) > bs)
         train = DataLoader(dsets[0], bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
-        rest = [train.new(dataset=d, bs=val_bs or bs, shuffle=False, drop_last=False) for d in dsets[1:]]
-        return cls(train, *rest, path=path)
+        rest = list(dsets[1:])
+        while rest and len(rest[-1]) == 0:  # trailing empty sets (no validation): no loader
+            rest.pop()
+        empty = [i + 1 for i, d in enumerate(rest) if len(d) == 0]
+        if empty:
+            raise ValueError(
+                f"dataset {empty[0]} is empty but later ones are not: only trailing sets (validation last) may be "
+                "empty; check the splits"
+            )
+        loaders = [train.new(dataset=d, bs=val_bs or bs, shuffle=False, drop_last=False) for d in rest]
+        return cls(train, *loaders, path=path)
 
     def __getitem__(self, i: int) -> DataLoader:
         return self.loaders[i]

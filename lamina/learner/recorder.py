@@ -80,7 +80,8 @@ class Recorder(Callback):
         self.losses, self.smooth_losses, self.lrs, self.moms, self.values, self.iters = [], [], [], [], [], []
         self._width = max(len(n) for n in self.names()) + 2
         device = next(self.learn.model.parameters(), torch.empty(0)).device
-        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()) + f"   [device: {device}]")
+        note = "" if len(self.learn.dls) > 1 else ", no validation"
+        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()) + f"   [device: {device}{note}]")
         self._new_epoch()
 
     def before_epoch(self) -> None:
@@ -149,7 +150,10 @@ class Recorder(Callback):
         ]
         self.values.append(row)
         self.iters.append(len(self.losses))
-        self.learn.logger("".join(_fmt(v, i, len(row), self._width) for i, v in enumerate(row)))
+        cells = [_fmt(v, i, len(row), self._width) for i, v in enumerate(row)]
+        if not self.last_valid:  # not validated (no validation set, or a cancelled phase): "-", not a NaN
+            cells[2 : 3 + len(self.learn.metrics)] = [f"{'-':>{self._width}}"] * (1 + len(self.learn.metrics))
+        self.learn.logger("".join(cells))
         self._new_epoch()
 
     # ----- plots ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 from lamina.core.tensors import TensorCategory, TensorImage, TensorImageBW
 from lamina.core.transform import Transform
 from lamina.data.core import Datasets
-from lamina.data.load import CollateError, DataLoader, DataLoaders, collate
+from lamina.data.load import CollateError, DataLoader, DataLoaders, TensorSource, collate
 from lamina.data.transforms import Categorize, IntToFloatTensor, Normalize
 from tests.conftest import assert_png
 from tests.data.mnist_items import PickImage, PickLabel, RandomShift, mnist_items
@@ -246,3 +246,14 @@ def test_datasets_follow_pipelines_replaced_after_creation_and_keep_each_pipelin
         ]
     )
     assert list(own_splits.train) == [(0, -4), (1, -5)]
+
+
+def test_an_empty_validation_set_gets_no_loader_but_an_empty_set_before_a_full_one_is_refused():
+    x = torch.arange(12.0)
+    full, empty = TensorSource(x, x), TensorSource(x[:0], x[:0])
+    dls = DataLoaders.from_dsets(full, empty, bs=4, device="cpu")
+    assert len(dls) == 1 and len(dls.train) == 3
+    with pytest.raises(IndexError, match="no validation loader"):
+        dls.valid  # noqa: B018
+    with pytest.raises(ValueError, match="dataset 1 is empty but later ones are not"):
+        DataLoaders.from_dsets(full, empty, full, bs=4)
