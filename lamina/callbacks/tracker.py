@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from lamina.learner.callback import Callback, CancelFitException
+from lamina.learner.callback import Callback, CancelBatchException, CancelFitException
 
 __all__ = [
     "EarlyStoppingCallback",
@@ -287,21 +287,35 @@ class ReduceLROnPlateau(PatienceCallback):
 class TerminateOnNaNCallback(Callback):
     """Stop training (``CancelFitException``) as soon as a batch loss is NaN or infinite, saying where.
 
+    The loss is checked before the backward pass: that batch is cancelled (no gradient, no optimizer step), so the
+    weights stay the last finite ones; then the fit stops at the end of the batch.
+
     Examples:
         >>> TerminateOnNaNCallback().name
         'terminate_on_nan'
     """
 
-    def after_batch(self) -> None:
-        learn = self.learn
-        if not learn.yb:
-            return
-        loss = learn.loss.detach()
+    order = 15  # after the callbacks that set the loss (default order 0, mixed precision's 10)
+
+    def __init__(self) -> None:
+        self._bad: float | None = None
+
+    def before_fit(self) -> None:
+        self._bad = None
+
+    def after_loss(self) -> None:
+        loss = self.learn.loss.detach()
         if not bool(torch.isfinite(loss).all()):
-            phase = "training" if learn.training else "validation"
-            value = loss.float().mean().item()
-            learn.logger(f"Loss is {value} at epoch {learn.epoch}, {phase} batch {learn.iter}: stopping training.")
-            raise CancelFitException()
+            self._bad = loss.float().mean().item()
+            raise CancelBatchException()  # skips the backward pass and the step; after_batch still runs
+
+    def after_batch(self) -> None:
+        if self._bad is None:
+            return
+        learn, value, self._bad = self.learn, self._bad, None
+        phase = "training" if learn.training else "validation"
+        learn.logger(f"Loss is {value} at epoch {learn.epoch}, {phase} batch {learn.iter}: stopping training.")
+        raise CancelFitException()
 
 
 def _check_patience(patience: int) -> int:

@@ -119,8 +119,7 @@ class CollabLearner(Learner):
             One predicted rating per pair (no progress bar is shown).
         """
         dl = self.dls.test_dl(pairs, unknown=unknown, bs=bs)
-        with self.no_bar():
-            return self.get_preds(dl=dl)[0]
+        return self.get_preds(dl=dl)[0]
 
     def predict(self, item: Any) -> tuple[float, Tensor, Tensor]:
         """Predict one ``(user, item)`` pair given by name (or a row with the user and item columns).

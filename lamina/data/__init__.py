@@ -38,6 +38,7 @@ from lamina.data.load import (
     DataLoaders,
     TensorSource,
     collate,
+    default_device,
 )
 from lamina.data.splitters import (
     ColSplitter,
@@ -99,6 +100,7 @@ __all__ = [
     "TrainTestSplitter",
     "TransformBlock",
     "collate",
+    "default_device",
     "get_files",
     "get_image_files",
     "image_extensions",

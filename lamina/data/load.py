@@ -32,7 +32,7 @@ from lamina.core.transform import Pipeline, Transform, TransformError, as_type, 
 from lamina.core.utils import describe_item, to_device
 from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
 
-__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate"]
+__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate", "default_device"]
 
 
 class CollateError(ValueError):
@@ -113,6 +113,25 @@ def collate(items: Sequence[Any], pad_value: float | None = None) -> Any:
                 f"batch item {k} is {describe_item(items[k])} but batch item 0 has {len(first)} elements", (0, k)
             )
     return tuple([_collate_field(list(col), pad_value, f"element {j}") for j, col in enumerate(zip(*items))])
+
+
+def default_device(device: torch.device | str | None = None) -> torch.device:
+    """``device`` when given; else CUDA when available, then Apple's MPS, else the CPU.
+
+    Examples:
+        >>> default_device("cpu")
+        device(type='cpu')
+        >>> default_device().type in ("cuda", "mps", "cpu")
+        True
+    """
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
 
 
 class TensorSource:
@@ -425,9 +444,12 @@ class DataLoader:
 
     def _torch_loader(self) -> torch.utils.data.DataLoader:
         if self._loader is None or not self.persistent_workers:
+            # torch draws each epoch's worker base seed from `generator`, or from the global generator when there is
+            # none, which would move every later draw (dropout, init) with the number of workers. Batches carry
+            # their own seeds (see `_seeded`), so a private generator costs nothing and keeps 0 and N workers alike.
             self._loader = torch.utils.data.DataLoader(
                 _BatchMaker(self), batch_size=None, sampler=self._sampler, num_workers=self.num_workers,
-                pin_memory=self.pin_memory, collate_fn=_identity,
+                pin_memory=self.pin_memory, collate_fn=_identity, generator=torch.Generator(),
                 persistent_workers=self.persistent_workers and self.num_workers > 0,
             )  # fmt: skip
         return self._loader
@@ -562,7 +584,8 @@ class DataLoaders:
     Args:
         *loaders: training first, then validation.
         path: the folder models and exports go to.
-        device: send all loaders' batches there.
+        device: send all loaders' batches there. When ``None`` and no loader has a device yet, the accelerator is
+            used when there is one (:func:`default_device`: CUDA, then MPS); pass ``"cpu"`` to stay on the CPU.
 
     Examples:
         >>> x = torch.randn(100, 3); y = (x.sum(1) > 0).long()
@@ -577,6 +600,10 @@ class DataLoaders:
         self.loaders, self.path = list(loaders), path
         if device is not None:
             self.to(device)
+        elif all(dl.device is None for dl in self.loaders):
+            chosen = default_device()
+            if chosen.type != "cpu":  # on the CPU, batches stay where they are made: nothing to move
+                self.to(chosen)
 
     @classmethod
     def from_dsets(
@@ -591,6 +618,9 @@ class DataLoaders:
     ) -> DataLoaders:
         """Loaders over datasets (training first): the training one shuffles, the others do not.
 
+        An empty validation set (a split that trains on everything, e.g. for the final model) gets no loader: the
+        result has only the training loader and ``Learner.fit`` skips validation.
+
         Args:
             *dsets: training dataset first.
             bs: training batch size.
@@ -602,8 +632,17 @@ class DataLoaders:
         """
         drop_last = kwargs.pop("drop_last", shuffle and len(dsets[0]) > bs)
         train = DataLoader(dsets[0], bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
-        rest = [train.new(dataset=d, bs=val_bs or bs, shuffle=False, drop_last=False) for d in dsets[1:]]
-        return cls(train, *rest, path=path)
+        rest = list(dsets[1:])
+        while rest and len(rest[-1]) == 0:  # trailing empty sets (no validation): no loader
+            rest.pop()
+        empty = [i + 1 for i, d in enumerate(rest) if len(d) == 0]
+        if empty:
+            raise ValueError(
+                f"dataset {empty[0]} is empty but later ones are not: only trailing sets (validation last) may be "
+                "empty; check the splits"
+            )
+        loaders = [train.new(dataset=d, bs=val_bs or bs, shuffle=False, drop_last=False) for d in rest]
+        return cls(train, *loaders, path=path)
 
     def __getitem__(self, i: int) -> DataLoader:
         return self.loaders[i]

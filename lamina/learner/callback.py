@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from lamina.learner.learner import Learner
@@ -127,6 +127,12 @@ class Callback:
         'double_loss'
         >>> type("CSVLogger", (Callback,), {})().name, type("TerminateOnNaNCallback", (Callback,), {})().name
         ('csv_logger', 'terminate_on_nan')
+        >>> class Peek(Callback):
+        ...     def before_fit(self): return self.model
+        >>> Peek().before_fit()
+        Traceback (most recent call last):
+        ...
+        AttributeError: 'Peek' object has no attribute 'model': ... write self.learn.model
     """
 
     order: ClassVar[int] = 0
@@ -149,6 +155,26 @@ class Callback:
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+    if not TYPE_CHECKING:  # for mypy, a callback's attributes stay checked (no catch-all)
+
+        def __getattr__(self, name: str) -> Any:
+            """Only reached for a missing attribute: when the learner has it, say to write ``self.learn.<name>``
+            (callbacks reach the learner explicitly; nothing is forwarded)."""
+            learn = self.__dict__.get("learn")
+            known = hasattr(learn, name) if learn is not None else name in _LEARNER_NAMES
+            if name.startswith("__") or name == "learn" or not known:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}: callbacks reach the learner explicitly, "
+                f"write self.learn.{name}"
+            )
+
+
+_LEARNER_NAMES = frozenset({
+    "model", "dls", "dl", "opt", "loss_func", "metrics", "xb", "yb", "pred", "loss", "training", "epoch", "n_epoch",
+    "iter", "n_iter", "train_iter", "n_train_iter", "pct_train", "recorder", "logger", "cbs", "lr", "path",
+})  # fmt: skip
 
 
 def _matches(cb: Callback, ref: type | str) -> bool:

@@ -9,6 +9,7 @@ back-propagated.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lamina.learner.callback import (
     TrainEvalCallback,
     sort_callbacks,
 )
+from lamina.learner.inference import Collector, Gather, InferenceRun, Scores
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.learner.metrics import Metric, as_metric
 from lamina.learner.precision import MixedPrecision
@@ -43,6 +45,7 @@ __all__ = ["Learner", "atomic_save", "default_loss_func", "is_norm_or_bias", "tr
 
 _PHASE_FREE = frozenset({"before_fit", "after_fit", "after_cancel_fit", "before_epoch", "after_epoch",
                          "after_cancel_epoch"})  # fmt: skip
+_TARGET_LOCK = threading.Lock()
 _NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 
 
@@ -124,6 +127,8 @@ class Learner:
         model_dir: where ``save`` writes, relative to ``path``.
         show_progress: show progress bars (``learn.no_bar()`` hides them for a block).
         logger: receives the per-epoch table lines; ``None`` is silent (``learn.no_logging()`` for a block).
+        device: where the model and the batches go; ``None`` keeps ``dls.device`` (``DataLoaders`` picks the
+            accelerator when there is one, see ``lamina.data.default_device``). The table's header names it.
 
     Examples:
         >>> from lamina.data.load import DataLoader, DataLoaders
@@ -158,8 +163,11 @@ class Learner:
         model_dir: str | Path = "models",
         show_progress: bool = True,
         logger: Callable[[str], None] | None = print,
+        device: torch.device | str | None = None,
     ) -> None:
         self.dls, self.model = dls, model
+        if device is not None:
+            dls.to(device)
         if dls.device is not None:
             self.model.to(dls.device)
         self.loss_func = loss_func if loss_func is not None else self._infer_loss()
@@ -331,14 +339,18 @@ class Learner:
     # ----- fitting ---------------------------------------------------------------------------------------------
     def create_opt(self) -> BaseOptimizer:
         """Build the optimizer from the splitter's groups; norms and biases get no weight decay unless asked."""
+        self.opt = self._new_opt()
+        return self.opt
+
+    def _new_opt(self) -> BaseOptimizer:
         groups = [list(g) for g in self.splitter(self.model)]
         no_decay = [] if self.wd_bn_bias else _norm_and_bias_params(self.model)
         kwargs: dict[str, Any] = {"no_decay": no_decay}
         if self.wd is not None:
             kwargs["wd"] = self.wd
-        self.opt = self.opt_func(groups, **kwargs)
-        self.opt.set_hyper("lr", self.lr)
-        return self.opt
+        opt = self.opt_func(groups, **kwargs)
+        opt.set_hyper("lr", self.lr)
+        return opt
 
     def fit(
         self,
@@ -535,17 +547,18 @@ class Learner:
         return np.array([h["lr"] for h in self.opt.hypers])
 
     # ----- inference -------------------------------------------------------------------------------------------
-    def _run_valid(self, dl: DataLoader, cbs: Sequence[Callback]) -> None:
-        """One validation pass over ``dl`` with all validation events (no fit events)."""
-        self.dl, self.training, self.n_epoch, self.epoch = dl, False, max(self.n_epoch, 1), 0
-        with self.added_cbs(cbs), torch.no_grad():
-            self._with_events(self._phase, "validate", CancelValidException)
-        self.dl = self.dls.train
+    # Inference never writes on the learner (see lamina.learner.inference): one learner can serve many threads.
+    def _infer(self, dl: DataLoader, collectors: Sequence[Collector]) -> None:
+        """One pass of the model over ``dl`` in a private loop, feeding ``collectors``; the learner is only read."""
+        mixed = [cb for cb in self.cbs if isinstance(cb, MixedPrecision) and cb.enabled]
+        dtype = mixed[0].dtype if mixed else None
+        InferenceRun(self.model, self.loss_func, self.dls.n_inp, collectors, autocast=dtype).run(dl)
 
     def validate(self, dl: DataLoader | None = None) -> list[float]:
         """The validation loss and metrics on ``dl`` (the validation loader by default)."""
-        self._run_valid(dl or self.dls.valid, [])
-        return list(self.recorder.last_valid)
+        scores = Scores(self.metrics)
+        self._infer(dl or self.dls.valid, [scores])
+        return scores.values()
 
     def get_preds(
         self,
@@ -567,17 +580,16 @@ class Learner:
         Returns:
             ``(inputs?, preds, targets, decoded?, losses?)`` in that order; targets is ``None`` for unlabelled data.
         """
-        from lamina.learner.recorder import GatherPreds
-
-        gather = GatherPreds(with_input=with_input, with_loss=with_loss)
-        self._run_valid(dl or self.dls.valid, [gather])
+        gather = Gather(with_input=with_input, with_loss=with_loss)
+        self._infer(dl or self.dls.valid, [gather])
         act = act or getattr(self.loss_func, "activation", None) or (lambda x: x)
-        preds = act(gather.preds)
+        raw = gather.preds
+        preds = act(raw)
         out: list[Any] = [gather.inputs] if with_input else []
         out += [preds, gather.targets]
         if with_decoded:
             decodes = getattr(self.loss_func, "decodes", None)
-            out.append(decodes(gather.preds) if decodes is not None else preds)  # decodes takes raw outputs
+            out.append(decodes(raw) if decodes is not None else preds)  # decodes takes raw outputs
         if with_loss:
             out.append(gather.losses)
         return tuple(out)
@@ -600,11 +612,13 @@ class Learner:
         return decoded, dec[0], preds[0]
 
     def _target_example(self) -> Any:
-        """An (empty) target of the type the data produces, so decoded predictions regain that type."""
-        if getattr(self, "_target_like", None) is None:
-            b = self.dls.train.one_batch()
-            ys = b[self.dls.n_inp :] if isinstance(b, tuple) else ()
-            self._target_like = ys[0][:0] if ys and isinstance(ys[0], Tensor) else torch.empty(0)
+        """An (empty) target of the type the data produces, so decoded predictions regain that type (computed once,
+        under a lock: the first predictions may come from several threads at once)."""
+        with _TARGET_LOCK:
+            if getattr(self, "_target_like", None) is None:
+                b = self.dls.train.one_batch()
+                ys = b[self.dls.n_inp :] if isinstance(b, tuple) else ()
+                self._target_like = ys[0][:0] if ys and isinstance(ys[0], Tensor) else torch.empty(0)
         return self._target_like
 
     def tta(self, n: int = 4, beta: float = 0.25, dl: DataLoader | None = None) -> tuple[Tensor, Tensor]:
@@ -633,14 +647,36 @@ class Learner:
         return atomic_save(state, self.path / self.model_dir / f"{name}.pth")
 
     def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:
-        """Load state written by ``save`` (with ``weights_only=True``: no code runs from the file)."""
+        """Load state written by ``save`` (with ``weights_only=True``: no code runs from the file).
+
+        All or nothing: every key and shape of the model state, and the optimizer state (tried on a scratch
+        optimizer), are checked before anything is copied; a checkpoint that does not fit leaves the learner as
+        it was.
+
+        Args:
+            name: the file is ``path/model_dir/name.pth``.
+            with_opt: also load the optimizer state, when the file has one.
+            strict: the model's keys and the file's must be the same (shapes must always match).
+        """
         file = self.path / self.model_dir / f"{name}.pth"
         if not file.is_file():
             raise FileNotFoundError(f"no saved model at {file}: call learn.save({name!r}) first")
         device = next(self.model.parameters(), torch.empty(0)).device
         state = torch.load(file, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+            raise ValueError(f"{file} is not a checkpoint written by learn.save (no 'model' state); nothing was loaded")
+        _check_model_state(self.model, state["model"], strict, file)
+        load_opt = with_opt and "opt" in state
+        if load_opt:
+            try:
+                self._new_opt().load_state_dict(state["opt"])  # a scratch optimizer: the check copies nothing
+            except Exception as e:
+                raise ValueError(
+                    f"{file}: the optimizer state does not fit this learner's optimizer ({e}); nothing was loaded. "
+                    "Load with with_opt=False to take the model weights only"
+                ) from e
         self.model.load_state_dict(state["model"], strict=strict)
-        if with_opt and "opt" in state:
+        if load_opt:
             if self.opt is None:
                 self.create_opt()
             assert self.opt is not None
@@ -691,6 +727,25 @@ class Learner:
 
     def __repr__(self) -> str:
         return f"Learner({type(self.model).__name__}, loss={type(self.loss_func).__name__}, cbs={self.cbs})"
+
+
+def _check_model_state(model: nn.Module, saved: dict[str, Any], strict: bool, file: Path) -> None:
+    """Raise, naming every problem, unless ``saved`` fits ``model``: same keys (when ``strict``), same shapes."""
+    own = model.state_dict()
+    problems = [
+        f"{k} has shape {tuple(v.shape)} in the file but {tuple(own[k].shape)} in the model"
+        for k, v in saved.items()
+        if k in own and isinstance(v, Tensor) and v.shape != own[k].shape
+    ]
+    if strict:
+        missing, unexpected = sorted(own.keys() - saved.keys()), sorted(saved.keys() - own.keys())
+        problems += [f"{k} is missing from the file" for k in missing[:5]]
+        problems += [f"{k} is in the file but not in the model" for k in unexpected[:5]]
+    if problems:
+        raise ValueError(
+            f"{file} does not fit this model: {'; '.join(problems)}. Nothing was loaded (the model and optimizer "
+            "are unchanged); check the architecture, or pass strict=False to load only the matching keys"
+        )
 
 
 def _noop_log(_: str) -> None:

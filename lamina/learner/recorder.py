@@ -6,6 +6,7 @@ synchronisation per batch.
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -78,11 +79,20 @@ class Recorder(Callback):
     def before_fit(self) -> None:
         self.losses, self.smooth_losses, self.lrs, self.moms, self.values, self.iters = [], [], [], [], [], []
         self._width = max(len(n) for n in self.names()) + 2
-        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()))
+        device = next(self.learn.model.parameters(), torch.empty(0)).device
+        note = "" if len(self.learn.dls) > 1 else ", no validation"
+        self.learn.logger("".join(f"{n:>{self._width}}" for n in self.names()) + f"   [device: {device}{note}]")
+        self._new_epoch()
 
     def before_epoch(self) -> None:
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        """Start an epoch's row. Also run at ``before_fit`` and ``after_epoch``: a callback ordered before this one
+        may cancel the epoch in ``before_epoch``, and its row (NaN losses) must still have a start time."""
         self._start = time.perf_counter()
         self.last_valid = []
+        self._train_loss = float("nan")
 
     def before_train(self) -> None:
         self._batch_losses: list[Tensor] = []
@@ -134,20 +144,24 @@ class Recorder(Callback):
     def after_epoch(self) -> None:
         row = [
             float(self.learn.epoch),
-            getattr(self, "_train_loss", float("nan")),
+            self._train_loss,
             *(self.last_valid or [float("nan")] * (1 + len(self.learn.metrics))),
             time.perf_counter() - self._start,
         ]
         self.values.append(row)
         self.iters.append(len(self.losses))
-        self.learn.logger("".join(_fmt(v, i, len(row), self._width) for i, v in enumerate(row)))
+        cells = [_fmt(v, i, len(row), self._width) for i, v in enumerate(row)]
+        if not self.last_valid:  # not validated (no validation set, or a cancelled phase): "-", not a NaN
+            cells[2 : 3 + len(self.learn.metrics)] = [f"{'-':>{self._width}}"] * (1 + len(self.learn.metrics))
+        self.learn.logger("".join(cells))
+        self._new_epoch()
 
     # ----- plots ---------------------------------------------------------------------------------------------
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True) -> Any:
         """Plot the smoothed training loss per batch and the validation loss per epoch; returns the figure."""
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")  # labels inside the figure
         xs = np.arange(skip_start, len(self.smooth_losses))
         ax.plot(xs, self.smooth_losses[skip_start:], label="train (smoothed)")
         if with_valid and self.values:
@@ -161,7 +175,7 @@ class Recorder(Callback):
         """Plot the learning rate and momentum of the last parameter group per batch; returns the figure."""
         import matplotlib.pyplot as plt
 
-        fig, axs = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig, axs = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
         for ax, values, name in zip(axs, (self.lrs, self.moms), ("lr", "mom")):
             ax.plot([v[-1] if v else 0.0 for v in values])
             ax.set_xlabel("batches")
@@ -174,7 +188,7 @@ class Recorder(Callback):
 
         lrs = [v[-1] for v in self.lrs]
         n = max(len(lrs) - skip_end, 1)
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")  # labels inside the figure
         ax.plot(lrs[:n], self.smooth_losses[:n])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
@@ -261,13 +275,10 @@ def _detach_cpu(t: Any) -> Any:
 
 
 def _per_item_loss(loss_func: Any, pred: Tensor, yb: tuple[Any, ...]) -> Tensor:
-    old = getattr(loss_func, "reduction", None)
-    if old is None:
+    if getattr(loss_func, "reduction", None) is None:
         raise TypeError(f"with_loss needs a loss with a `reduction` attribute, got {type(loss_func).__name__}")
-    loss_func.reduction = "none"
-    try:
-        loss = loss_func(pred, *yb).detach()
-    finally:
-        loss_func.reduction = old
+    per_item = copy.copy(loss_func)  # the learner's loss may be in use by another thread: change a copy
+    per_item.reduction = "none"
+    loss = per_item(pred, *yb).detach()
     n = batch_size((pred,), yb)
     return loss.reshape(n, -1).float().mean(1).cpu()

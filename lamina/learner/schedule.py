@@ -205,7 +205,8 @@ class LRFinder(Callback):
 
 
 class SuggestedLRs(NamedTuple):
-    """Learning rates suggested by ``lr_find``, by method name (also readable as attributes).
+    """Learning rates suggested by ``lr_find``, by method name (also readable as attributes), and the figure of the
+    loss against the learning rate when it was drawn (``figure.savefig(...)`` keeps it).
 
     Examples:
         >>> SuggestedLRs({"valley": 1e-3}).valley
@@ -213,6 +214,7 @@ class SuggestedLRs(NamedTuple):
     """
 
     lrs: dict[str, float]
+    figure: Any = None
 
     def __getattr__(self, name: str) -> float:
         try:
@@ -290,10 +292,12 @@ def lr_find(
     num_it: int = 100,
     stop_div: bool = True,
     suggest_funcs: Sequence[Callable[[Sequence[float], Sequence[float]], float]] = (valley,),
+    show_plot: bool = True,
 ) -> SuggestedLRs:
     """Train with an exponentially rising learning rate, then restore the model; return suggested rates.
 
-    The curve stays in ``learn.recorder`` (``learn.recorder.plot_lr_find()`` draws it).
+    With ``show_plot`` the loss is drawn against the learning rate with the suggestions marked (shown in a notebook;
+    kept as the result's ``figure``). The curve stays in ``learn.recorder`` (``learn.recorder.plot_lr_find()``).
 
     Args:
         learn: the Learner.
@@ -302,6 +306,7 @@ def lr_find(
         num_it: number of batches.
         stop_div: stop when the loss diverges.
         suggest_funcs: functions ``(lrs, losses) -> lr`` (``valley``, ``minimum``, ``steep``, ``slide``).
+        show_plot: draw the curve (the result's ``figure``).
 
     Examples:
         >>> from lamina.data import DataLoader, DataLoaders
@@ -311,12 +316,14 @@ def lr_find(
         ...                 show_progress=False, logger=None)
         >>> before = learn.model.weight.clone()
         >>> sugg = lr_find(learn, num_it=30)
-        >>> torch.equal(before, learn.model.weight), 1e-7 < sugg.valley < 10
-        (True, True)
+        >>> torch.equal(before, learn.model.weight), 1e-7 < sugg.valley < 10, sugg.figure.axes[0].get_xscale()
+        (True, True, 'log')
     """
     n_epoch = math.ceil(num_it / len(learn.dls.train))
     with learn.no_logging():
         learn.fit(n_epoch, cbs=[LRFinder(start_lr, end_lr, num_it, stop_div)])
     lrs = [v[-1] for v in learn.recorder.lrs]
     losses = learn.recorder.smooth_losses
-    return SuggestedLRs({f.__name__: f(lrs, losses) for f in suggest_funcs})
+    suggestions = {f.__name__: f(lrs, losses) for f in suggest_funcs}
+    figure = learn.recorder.plot_lr_find(suggestions=suggestions) if show_plot else None
+    return SuggestedLRs(suggestions, figure)

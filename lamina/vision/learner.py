@@ -378,8 +378,7 @@ class VisionLearner(Learner):
                 probs, dec = graph.eval()(pixels[None].to(self.dls.device or "cpu"))
             return self._decode(probs[0].cpu(), dec[0].cpu(), pixels)
         dl = self.dls.test_dl([self._item(item)])
-        with self.no_bar():
-            inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+        inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
         return self._decode(preds[0], dec[0], inp[0][0])
 
     def _on_graph(self, item: Any) -> tuple[Tensor, nn.Module] | None:

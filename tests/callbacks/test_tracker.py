@@ -212,6 +212,27 @@ def test_terminate_on_nan_stops_training_at_the_first_nan_loss(
         assert learn.train_iter == 3 * n_batches
 
 
+class Snapshot(Callback):
+    """Keeps a copy of the weights as they were before each training batch."""
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            self.weights = [p.detach().clone() for p in self.learn.model.parameters()]
+
+
+def test_terminate_on_nan_stops_before_the_nan_loss_is_stepped_so_the_weights_stay_finite(
+    mnist: dict[str, np.ndarray],
+) -> None:
+    snapshot = Snapshot()
+    learn = learner(mnist, lr=1e-2, cbs=[NaNAt(epoch=0, batch=2), TerminateOnNaNCallback(), snapshot])
+    logged = fit(learn, 2)
+    assert logged == ["Loss is nan at epoch 0, training batch 2: stopping training."]
+    for p, before in zip(learn.model.parameters(), snapshot.weights):
+        assert bool(torch.isfinite(p).all())
+        assert torch.equal(p, before)  # the NaN batch took no step
+    assert all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in learn.model.parameters())
+
+
 def test_a_tracker_names_the_columns_it_can_monitor(mnist: dict[str, np.ndarray]) -> None:
     learn = learner(mnist, cbs=[TrackerCallback(monitor="accuracy")])
     with pytest.raises(ValueError, match=r"monitor 'accuracy' is not recorded; choose one of \['train_loss', 'valid"):

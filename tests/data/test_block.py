@@ -245,3 +245,26 @@ def test_two_inputs_and_one_target_with_n_inp():
     dls = dblock.dataloaders([(float(i), float(-i), "ab"[i % 2]) for i in range(20)], bs=4)
     a, b, y = dls.valid.one_batch()
     assert dls.n_inp == 2 and torch.equal(a, -b) and y.tolist() == [int(v) % 2 for v in a.tolist()]
+
+
+def test_a_splitter_that_keeps_every_item_for_training_gives_loaders_and_a_fit_without_validation(digit_folder):
+    from torch import nn
+
+    from lamina.learner import Learner, accuracy
+
+    def train_on_everything(items):
+        return list(range(len(items))), []
+
+    dls = digit_block(splitter=train_on_everything).dataloaders(digit_folder, bs=16)
+    assert len(dls) == 1 and len(dls.train.dataset) == 110
+    lines = []
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    learn = Learner(dls, model, metrics=[accuracy], logger=lines.append, show_progress=False)
+    learn.fit(2, lr=1e-2)
+    assert lines[0].endswith(", no validation]")
+    for row, line in zip(learn.recorder.values, lines[1:]):
+        cells = line.split()
+        assert cells[2] == cells[3] == "-"  # valid_loss and accuracy: not computed, and the table says so
+        assert np.isfinite(row[1]) and np.isnan(row[2])
+    assert len(lines) == 3 and learn.recorder.losses  # it did train

@@ -10,7 +10,7 @@ import torch
 from lamina.core.tensors import TensorCategory, TensorImage, TensorImageBW
 from lamina.core.transform import Transform
 from lamina.data.core import Datasets
-from lamina.data.load import CollateError, DataLoader, DataLoaders, collate
+from lamina.data.load import CollateError, DataLoader, DataLoaders, TensorSource, collate
 from lamina.data.transforms import Categorize, IntToFloatTensor, Normalize
 from tests.conftest import assert_png
 from tests.data.mnist_items import PickImage, PickLabel, RandomShift, mnist_items
@@ -44,6 +44,52 @@ def test_same_seed_gives_identical_batches_with_zero_and_two_workers(mnist):
         for (x0, y0), (x2, y2) in zip(b0, b2):
             assert torch.equal(x0, x2) and torch.equal(y0, y2), f"epoch {epoch} differs"
     assert type(b2[0][0]) is TensorImageBW  # types survive the trip from worker processes
+
+
+def test_same_seed_trains_to_the_same_weights_with_zero_and_two_workers(mnist):
+    from torch import nn
+
+    from lamina.learner import Learner
+
+    def train(num_workers):
+        dss = mnist_dsets(mnist, n_train=128, n_valid=32, augment=True)
+        dls = dss.dataloaders(bs=32, seed=3, num_workers=num_workers, after_batch=[IntToFloatTensor()])
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10))  # dropout draws from torch's RNG
+        learn = Learner(dls, model, lr=1e-2, show_progress=False, logger=None)
+        learn.fit(2)
+        return [p.detach().clone() for p in model.parameters()]
+
+    w0, w2 = train(0), train(2)
+    assert all(torch.equal(a, b) for a, b in zip(w0, w2))
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_the_default_device_is_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    from lamina.data import default_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert default_device() == torch.device(expected)
+    assert default_device("cpu") == torch.device("cpu")  # told otherwise
+
+
+def test_dataloaders_pick_the_accelerator_unless_told_or_already_placed(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+
+    def loaders(device=None):
+        return DataLoader((x, y), bs=4, device=device), DataLoader((x, y), bs=4, device=device)
+
+    assert DataLoaders(*loaders()).device == torch.device("cuda")
+    assert all(dl.device == torch.device("cuda") for dl in DataLoaders(*loaders()).loaders)
+    assert DataLoaders(*loaders(), device="cpu").device == torch.device("cpu")
+    assert DataLoaders(*loaders("cpu")).device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert DataLoaders(*loaders()).device is None  # on the CPU nothing moves
 
 
 def test_random_item_transforms_really_run_and_depend_on_the_seed(mnist):
@@ -200,3 +246,14 @@ def test_datasets_follow_pipelines_replaced_after_creation_and_keep_each_pipelin
         ]
     )
     assert list(own_splits.train) == [(0, -4), (1, -5)]
+
+
+def test_an_empty_validation_set_gets_no_loader_but_an_empty_set_before_a_full_one_is_refused():
+    x = torch.arange(12.0)
+    full, empty = TensorSource(x, x), TensorSource(x[:0], x[:0])
+    dls = DataLoaders.from_dsets(full, empty, bs=4, device="cpu")
+    assert len(dls) == 1 and len(dls.train) == 3
+    with pytest.raises(IndexError, match="no validation loader"):
+        dls.valid  # noqa: B018
+    with pytest.raises(ValueError, match="dataset 1 is empty but later ones are not"):
+        DataLoaders.from_dsets(full, empty, full, bs=4)

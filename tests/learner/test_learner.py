@@ -16,6 +16,7 @@ from lamina.learner import (
     accuracy,
     sort_callbacks,
 )
+from lamina.learner.progress import ProgressCallback, wants_plain_progress
 from lamina.optim import SGD
 from tests.conftest import mnist_dls, small_cnn
 
@@ -23,8 +24,6 @@ from tests.conftest import mnist_dls, small_cnn
 def quiet_learner(dls, model=None, **kwargs):
     learn = Learner(dls, model or small_cnn(), **kwargs)
     learn.logger = lambda _: None
-    from lamina.learner.progress import ProgressCallback
-
     learn.remove_cbs([ProgressCallback])
     return learn
 
@@ -188,8 +187,30 @@ def test_one_cycle_gives_the_documented_lr_and_momentum_curve(mnist):
     assert moms[0] == pytest.approx(0.95) and moms[peak] == pytest.approx(0.85, abs=1e-3)
 
 
-def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_path):
+def assert_labels_inside(fig, path):
+    """Save ``fig`` as a PNG with real content whose axis labels and tick labels all lie inside the picture."""
     from tests.conftest import assert_png
+
+    fig.savefig(path)
+    assert_png(path)
+    renderer, box = fig.canvas.get_renderer(), fig.bbox
+
+    def drawn_ticks(labels, locs, lim):  # matplotlib keeps labels for ticks outside the view; they are not drawn
+        lo, hi = sorted(lim)
+        return [t for t, loc in zip(labels, locs) if lo <= loc <= hi]
+
+    for ax in fig.axes:
+        texts = [ax.xaxis.label, ax.yaxis.label, *drawn_ticks(ax.get_xticklabels(), ax.get_xticks(), ax.get_xlim()),
+                 *drawn_ticks(ax.get_yticklabels(), ax.get_yticks(), ax.get_ylim())]  # fmt: skip
+        for t in texts:
+            if not t.get_visible() or not t.get_text():
+                continue
+            e = t.get_window_extent(renderer)
+            inside = e.x0 >= box.x0 and e.y0 >= box.y0 and e.x1 <= box.x1 and e.y1 <= box.y1
+            assert inside, f"{t.get_text()!r} at {e.extents} is cut off by the figure {box.extents} ({path.name})"
+
+
+def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_path):
 
     learn = quiet_learner(mnist_dls(mnist, 1024, 64, bs=32))
     before = {k: v.clone() for k, v in learn.model.state_dict().items()}
@@ -199,19 +220,17 @@ def test_lr_find_leaves_weights_unchanged_and_suggests_a_sane_rate(mnist, tmp_pa
     after = learn.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert 1e-5 < sugg.valley < 1.0 and set(sugg.lrs) == {"valley", "minimum", "steep"}
-    fig = learn.recorder.plot_lr_find(suggestions=sugg.lrs)
-    fig.savefig(tmp_path / "lr_find.png")
-    assert_png(tmp_path / "lr_find.png")
+    assert sugg.figure is not None  # drawn by default, like fastai's
+    assert_labels_inside(sugg.figure, tmp_path / "lr_find.png")
+    assert learn.lr_find(num_it=20, show_plot=False).figure is None
 
 
 def test_plot_loss_and_plot_sched_write_pngs(mnist, tmp_path):
-    from tests.conftest import assert_png
 
     learn = quiet_learner(mnist_dls(mnist, 256, 64))
     learn.fit_one_cycle(2, 1e-2)
-    learn.recorder.plot_loss(skip_start=0).savefig(tmp_path / "loss.png")
-    learn.recorder.plot_sched().savefig(tmp_path / "sched.png")
-    assert_png(tmp_path / "loss.png") and assert_png(tmp_path / "sched.png")
+    assert_labels_inside(learn.recorder.plot_loss(skip_start=0), tmp_path / "loss.png")
+    assert_labels_inside(learn.recorder.plot_sched(), tmp_path / "sched.png")
 
 
 def test_get_preds_streams_activated_predictions_and_decodes(mnist):
@@ -250,6 +269,48 @@ def test_save_and_load_round_trip_model_and_optimizer(mnist, tmp_path):
     assert all(torch.equal(w[k], v) for k, v in learn.model.state_dict().items())
     with pytest.raises(FileNotFoundError, match=r"learn\.save"):
         learn.load("nope")
+
+
+def _snapshot(learn):
+    model = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    opt = learn.opt.state_dict()["groups"]
+    return model, [(g["step"], [{n: t.clone() for n, t in d.items()} for d in g["state"]]) for g in opt]
+
+
+def _unchanged(learn, snap):
+    model, opt = _snapshot(learn)
+    same_opt = all(s == s0 and all(d.keys() == d0.keys() and all(torch.equal(d[n], d0[n]) for n in d)
+                                   for d, d0 in zip(st, st0))
+                   for (s, st), (s0, st0) in zip(opt, snap[1]))  # fmt: skip
+    return all(torch.equal(model[k], snap[0][k]) for k in model) and same_opt
+
+
+def test_a_checkpoint_whose_weight_fits_but_bias_does_not_leaves_the_model_untouched(mnist, tmp_path):
+    learn = quiet_learner(mnist_dls(mnist, 128, 64), model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)),
+                          path=tmp_path)  # fmt: skip
+    learn.fit(1)
+    snap = _snapshot(learn)
+    bad = {"0.weight": torch.full((10, 784), 7.0), "0.bias": torch.zeros(12)}  # the weight comes first in the file
+    (tmp_path / "models").mkdir(exist_ok=True)
+    torch.save({"model": {"1.weight": bad["0.weight"], "1.bias": bad["0.bias"]}}, tmp_path / "models" / "bad.pth")
+    with pytest.raises(ValueError, match=r"1\.bias has shape \(12,\) in the file but \(10,\).*Nothing was loaded"):
+        learn.load("bad")
+    assert _unchanged(learn, snap)
+
+
+def test_a_checkpoint_whose_model_fits_but_optimizer_state_does_not_leaves_both_untouched(mnist, tmp_path):
+    dls = mnist_dls(mnist, 128, 64)
+    learn = quiet_learner(dls, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), path=tmp_path)
+    learn.fit(1)
+    snap = _snapshot(learn)
+    other = quiet_learner(dls, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), path=tmp_path, opt_func=SGD)
+    other.fit(1, lr=0.5)  # different weights, and an SGD state that an Adam cannot take
+    other.save("other")
+    with pytest.raises(ValueError, match=r"optimizer state does not fit.*nothing was loaded.*with_opt=False"):
+        learn.load("other")
+    assert _unchanged(learn, snap)
+    learn.load("other", with_opt=False)  # the weights alone do fit
+    assert torch.equal(learn.model[1].weight, other.model[1].weight)
 
 
 def test_a_crash_mid_save_keeps_the_last_good_file(mnist, tmp_path, monkeypatch):
@@ -339,11 +400,12 @@ def test_train_bn_keeps_normalization_layers_of_frozen_groups_training(mnist):
 def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsys):
     dls = mnist_dls(mnist, 128, 64)
     lines = []
-    learn = Learner(dls, small_cnn(), metrics=[accuracy], logger=lines.append)
+    bars = ProgressCallback(plain=False)  # bars even though pytest's capture is not a terminal
+    learn = Learner(dls, small_cnn(), metrics=[accuracy], logger=lines.append, show_progress=False, cbs=[bars])
     learn.fit(1)
     err = capsys.readouterr().err
-    assert "epoch 1/1 train" in err and "valid" in err  # tqdm bars go to stderr
-    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert "epoch 1/1 train" in err and "valid" in err and "\r" in err  # tqdm bars go to stderr
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "[device:", "cpu]"]
     assert len(lines) == 2 and lines[1].split()[0] == "0"
     with learn.no_bar(), learn.no_logging():
         learn.fit(1)
@@ -352,3 +414,75 @@ def test_progress_bars_and_the_epoch_table_show_and_hide_on_request(mnist, capsy
     quiet.fit(1)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_an_epoch_cancelled_in_before_epoch_by_an_earlier_callback_still_gets_a_row(mnist):
+    from lamina.learner import CancelEpochException
+
+    class SkipEpochs(Callback):
+        order = 0  # before the Recorder (50): the Recorder's before_epoch does not run for those epochs
+
+        def before_epoch(self):
+            if self.learn.epoch in (0, 2):
+                raise CancelEpochException()
+
+    lines = []
+    learn = quiet_learner(mnist_dls(mnist, 128, 64), cbs=[SkipEpochs()])
+    learn.logger = lines.append
+    learn.fit(3)
+    rows = learn.recorder.values
+    assert [int(r[0]) for r in rows] == [0, 1, 2] and len(lines) == 4
+    assert not np.isnan(rows[1][1]) and not np.isnan(rows[1][2])
+    for skipped in (rows[0], rows[2]):  # nothing trained or validated: no stale numbers, a real time
+        assert np.isnan(skipped[1]) and np.isnan(skipped[2]) and 0 <= skipped[-1] < 1.0
+
+
+@pytest.mark.parametrize("name", ["model", "train_iter", "recorder"])
+def test_a_callback_reading_a_learner_attribute_on_itself_is_told_to_write_self_learn(mnist, name):
+    class Peek(Callback):
+        def before_fit(self):
+            return getattr(self, name)
+
+    learn = quiet_learner(mnist_dls(mnist, 64, 64), cbs=[Peek()])
+    with pytest.raises(AttributeError, match=rf"'Peek' object has no attribute '{name}'.*write self\.learn\.{name}$"):
+        learn.fit(1)
+    with pytest.raises(AttributeError, match=r"no attribute 'colour'$"):  # not the learner's: no hint
+        Peek().colour  # noqa: B018
+    assert Peek().events() == ["before_fit"]
+
+
+def test_progress_is_one_plain_line_per_epoch_when_the_output_is_not_a_terminal(mnist, capsys):
+    learn = Learner(mnist_dls(mnist, 256, 64), small_cnn(), logger=None)  # the default progress, auto mode
+    learn.fit(3)
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "4 train and 1 valid batches, loss " in lines[0]
+
+
+def test_bars_stay_for_a_terminal_and_a_notebook_widget():
+    import io
+
+    from tqdm import tqdm
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert not wants_plain_progress(tqdm, Terminal())
+    assert wants_plain_progress(tqdm, io.StringIO())
+    assert not wants_plain_progress(notebook_tqdm, io.StringIO())
+
+
+def test_the_learner_goes_where_it_is_told_and_the_fit_names_the_device_first(mnist, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with CUDA, as far as lamina can tell
+    dls = mnist_dls(mnist, 128, 64)
+    assert dls.device == torch.device("cuda")  # picked by default
+    monkeypatch.undo()
+    lines = []
+    learn = Learner(dls, small_cnn(), logger=lines.append, show_progress=False, device="cpu")  # told otherwise
+    assert dls.device == torch.device("cpu") and next(learn.model.parameters()).device.type == "cpu"
+    learn.fit(1)
+    assert lines[0].endswith("[device: cpu]") and lines[0].split()[:3] == ["epoch", "train_loss", "valid_loss"]
