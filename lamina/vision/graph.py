@@ -3,13 +3,14 @@
 The graph repeats what validation does to an image, as tensor code with the image's height and width left
 symbolic: the validation window of the item transform (``Resize``: centre crop, pad or squish to the output's
 aspect ratio; ``RandomResizedCrop``: the largest centre crop; ``CropPad``/``RandomCrop``: the centred window),
-an antialiased bilinear resize (in float: the decoder's uint8 rounding is skipped), ``IntToFloatTensor``'s division
+an antialiased bilinear resize of the uint8 pixels (torch's kernel, which PIL's matches to within one level on a
+few pixels; ONNX Runtime's to within one level on about 0.1%), ``IntToFloatTensor``'s division
 and ``Normalize``'s statistics; then the model and the decoding of the task (softmax and argmax, sigmoid and the
 threshold, the value, or the per-pixel argmax of a mask). Training-only steps (augmentations) are left out; any
 other step is refused with a :class:`~lamina.learner.graph.GraphError` naming it.
 
 The input is ``N x H x W x C`` ``uint8`` (a single image is a batch of one: ``img[None]``); images of one batch
-share their size.
+share their size. The graph runs on the CPU (torch resizes uint8 images there).
 """
 
 from typing import Any
@@ -90,7 +91,7 @@ class VisionPreprocess(nn.Module):
         return sym_max(h, height), sym_max(w, width)
 
     def forward(self, images: Tensor) -> Tensor:
-        x = images.permute(0, 3, 1, 2).float()
+        x = images.permute(0, 3, 1, 2)
         if self.out_h > 0:
             h, w = x.shape[2], x.shape[3]
             height, width = self._window(h, w)
@@ -99,8 +100,9 @@ class VisionPreprocess(nn.Module):
             x = x.index_select(2, rows).index_select(3, cols)
             if self.pad_mode == "zeros":
                 x = x * (rows_in[:, None] & cols_in[None, :]).to(x.dtype)
+            # on uint8, as lamina's decoders resize (torch's uint8 kernel matches PIL's to within one level)
             x = F.interpolate(x, size=[self.out_h, self.out_w], mode="bilinear", antialias=True, align_corners=False)
-        x = x / self.div
+        x = x.float() / self.div
         if self.normalize:
             x = (x - self.mean) / self.std
         return x

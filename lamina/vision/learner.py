@@ -361,42 +361,14 @@ class VisionLearner(Learner):
     def predict(self, item: Any) -> tuple[Any, Tensor, Tensor]:
         """Predict one image: a file path, a PIL image, an ``H x W [x C]`` uint8 array or a lamina image.
 
-        A file or PIL image goes through the validation pipeline. Pixels (a uint8 array or tensor, ``H x W x C``
-        with the model's channel count, or ``H x W`` for one channel) go through the same tensor code as the graph
-        :meth:`export_graph` writes (:class:`~lamina.vision.graph.VisionGraph`), so both give the same answer;
-        its resize is torch's antialiased bilinear one, within a pixel level of the decoder's.
-
         Returns:
             ``(decoded, index, probs)``: the label (list of labels for multi-label, pixel points of the model's
             input image for keypoints, codes for masks, values for regression), the decoded tensor and the
             activated outputs.
         """
-        on_graph = self._on_graph(item)
-        if on_graph is not None:
-            pixels, graph = on_graph
-            with torch.no_grad():
-                probs, dec = graph.eval()(pixels[None].to(self.dls.device or "cpu"))
-            return self._decode(probs[0].cpu(), dec[0].cpu(), pixels)
         dl = self.dls.test_dl([self._item(item)])
         inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
         return self._decode(preds[0], dec[0], inp[0][0])
-
-    def _on_graph(self, item: Any) -> tuple[Tensor, nn.Module] | None:
-        """``item`` as ``H x W x C`` uint8 pixels and the graph module to run them through, or ``None`` when it is
-        not pixels of the model's channel count (or the learner's pipeline has no graph form)."""
-        from lamina.learner.graph import GraphError
-        from lamina.vision.graph import vision_graph
-
-        if isinstance(item, np.ndarray):
-            item = torch.from_numpy(np.ascontiguousarray(item))
-        if type(item) is not Tensor or item.dtype != torch.uint8 or item.ndim not in (2, 3):
-            return None
-        pixels = item[..., None] if item.ndim == 2 else item
-        try:
-            graph = vision_graph(self)
-        except GraphError:
-            return None
-        return (pixels, graph.module) if pixels.shape[-1] == graph.inputs[0]["shape"][-1] else None
 
     def _decode(self, probs: Tensor, dec: Tensor, image: Tensor) -> tuple[Any, Tensor, Tensor]:
         if self.target == "single":
