@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from lamina.core.tensors import TensorImage, TensorImageBase, TensorPoint
-from lamina.core.transform import ItemTransform, Transform
+from lamina.core.transform import ItemTransform, Transform, exportable
 from lamina.vision.transforms import PAD_MODES, _batch_hw, _check_batch, _pair, homography_from_corners, warp_batch
 
 __all__ = [
@@ -158,6 +158,7 @@ class GeometricAugment(ItemTransform):
         return warp_batch(x, mats, out_hw, self.mode, self.pad_mode)
 
 
+@exportable
 class Flip(GeometricAugment):
     """Flip images left-right with probability ``p``.
 
@@ -179,6 +180,7 @@ class Flip(GeometricAugment):
         return m
 
 
+@exportable
 class Dihedral(GeometricAugment):
     """One of the 8 symmetries of the square (flips, transposition, quarter turns), uniformly, with probability ``p``.
 
@@ -231,6 +233,7 @@ def rotation_matrices(degrees: Tensor, height: int, width: int) -> Tensor:
     return m
 
 
+@exportable
 class Rotate(GeometricAugment):
     """Rotate images by a uniform angle in ``[-max_deg, max_deg]`` degrees with probability ``p``.
 
@@ -253,6 +256,7 @@ class Rotate(GeometricAugment):
         return rotation_matrices(_uniform(n, -self.max_deg, self.max_deg, device), height, width)
 
 
+@exportable
 class Zoom(GeometricAugment):
     """Zoom by a uniform factor in ``[min_zoom, max_zoom]`` about a random centre with probability ``p``.
 
@@ -282,6 +286,7 @@ class Zoom(GeometricAugment):
         return m
 
 
+@exportable
 class Warp(GeometricAugment):
     """A random perspective warp: each corner of the view moves by up to ``magnitude`` (normalized units).
 
@@ -314,6 +319,7 @@ def _crop_matrices(centre: Tensor, half: Tensor) -> Tensor:
     return m
 
 
+@exportable
 class RandomResizedCropGPU(GeometricAugment):
     """Crop a random area (fraction ``min_scale..1``, aspect in ``ratio``) of each image and resize it to ``size``.
 
@@ -363,6 +369,7 @@ class RandomResizedCropGPU(GeometricAugment):
         return _crop_matrices(torch.zeros(n, 2, device=device), half)
 
 
+@exportable
 class ComposedGeometry(GeometricAugment):
     """Several geometric augmentations composed into one matrix per image: one grid sample for the whole list.
 
@@ -519,6 +526,7 @@ def _log_uniform_factor(n: int, max_change: float, device: torch.device) -> Tens
     return _uniform(n, -bound, bound, device).exp()
 
 
+@exportable
 class Brightness(LightingAugment):
     """Change brightness: add ``logit(b)`` in logit space, ``b`` uniform in ``0.5 ± max_lighting / 2``.
 
@@ -544,6 +552,7 @@ class Brightness(LightingAugment):
         return scale, b.logit(), colour
 
 
+@exportable
 class Contrast(LightingAugment):
     """Change contrast: scale logits by a log-uniform factor in ``[1 - max_lighting, 1 / (1 - max_lighting)]``.
 
@@ -567,6 +576,7 @@ class Contrast(LightingAugment):
         return _log_uniform_factor(n, self.max_lighting, device), shift, colour
 
 
+@exportable
 class Saturation(LightingAugment):
     """Change saturation: blend each pixel with its luma by a log-uniform factor (grey images stay unchanged).
 
@@ -596,6 +606,7 @@ class Saturation(LightingAugment):
 _RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
 
 
+@exportable
 class Hue(LightingAugment):
     """Rotate hue by up to ``max_hue`` of a half turn (a rotation of the chroma plane in YIQ space).
 
@@ -624,6 +635,7 @@ class Hue(LightingAugment):
         return scale, shift, torch.linalg.inv(to_yiq) @ rot @ to_yiq
 
 
+@exportable
 class ComposedLighting(LightingAugment):
     """Several lighting augmentations composed into one pass over the pixels.
 
@@ -670,6 +682,7 @@ def _erase_masks(n: int, height: int, width: int, sl: float, sh: float, min_aspe
     return inside[:, None]
 
 
+@exportable
 class RandomErasing(Transform):
     """Replace up to ``max_count`` random rectangles of each (normalized) image by standard normal noise.
 

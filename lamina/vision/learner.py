@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from lamina.core.tensors import TensorMask, TensorMultiCategory, TensorPoint
-from lamina.core.transform import Pipeline, Transform
+from lamina.core.transform import Pipeline, Transform, exportable
 from lamina.data.load import DataLoader, DataLoaders
 from lamina.data.transforms import Normalize, imagenet_stats
 from lamina.learner.learner import Learner
@@ -70,6 +70,7 @@ def _size_of(x: TensorPoint) -> Tensor:
     return torch.tensor([float(size[0]), float(size[1])], device=x.device)
 
 
+@exportable
 class ScalePoints(Transform):
     """Pixel points ``(x, y)`` of an image of ``img_size`` ``(width, height)`` to ``[-1, 1]``, and back in decodes.
 
