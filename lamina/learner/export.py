@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 from torch import Tensor, nn
 
-from lamina.core.serial import from_jsonable, to_jsonable
+from lamina.core.serial import SerialError, from_jsonable, to_jsonable
 from lamina.core.utils import atomic_write
 from lamina.nn.registry import build_model
 
@@ -37,6 +38,7 @@ __all__ = [
     "model_n_out",
     "read_export",
     "register_app",
+    "warn_if_not_exportable",
 ]
 
 EXPORT_FORMAT, EXPORT_VERSION = "lamina-export", 1
@@ -109,24 +111,59 @@ def export_learner(learn: Learner, path: str | Path) -> Path:
         ...
         lamina.learner.export.ExportError: this learner cannot be exported: build it with an application factory...
     """
+    tensors: dict[str, Tensor] = {}
+    spec = _describe(learn, tensors)
+    weights = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in learn.model.state_dict().items()}
+    weights.update({k if k.startswith("app.") else f"app.{k}": v.contiguous() for k, v in tensors.items()})
+    return _atomic_save_file(weights, {"lamina": json.dumps(spec)}, Path(path))
+
+
+def _describe(learn: Learner, tensors: dict[str, Tensor]) -> dict[str, Any]:
+    """The export's JSON description of ``learn`` (the application's tensors go into ``tensors``)."""
     app, model_spec = getattr(learn, "app", None), getattr(learn, "model_spec", None)
     if app not in _APPS or model_spec is None:
         raise ExportError(
             "this learner cannot be exported: build it with an application factory (e.g. tabular_learner), which "
             "records the application and the registered model, so it can be rebuilt without your training code"
         )
-    tensors: dict[str, Tensor] = {}
-    spec = {
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "app": app,
-        "model": to_jsonable(model_spec, tensors, "app.model_spec"),
-        "loss": _loss_spec(learn.loss_func),
-        "data": _APPS[app][0](learn, tensors),
-    }
-    weights = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in learn.model.state_dict().items()}
-    weights.update({k if k.startswith("app.") else f"app.{k}": v.contiguous() for k, v in tensors.items()})
-    return _atomic_save_file(weights, {"lamina": json.dumps(spec)}, Path(path))
+    try:
+        return {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "app": app,
+            "model": to_jsonable(model_spec, tensors, "app.model_spec"),
+            "loss": _loss_spec(learn.loss_func),
+            "data": _APPS[app][0](learn, tensors),
+        }
+    except SerialError as e:
+        raise ExportError(f"this learner cannot be exported: {e}") from None
+
+
+def warn_if_not_exportable(learn: Learner, factory: str) -> None:
+    """Warn, when a learner is built, if ``learn.export()`` would fail (rather than after the training is paid for).
+
+    The check describes the learner as an export would, without its weights. Factories call it last.
+
+    Args:
+        learn: the learner just built.
+        factory: the factory's name, for the message.
+
+    Examples:
+        >>> import warnings
+        >>> from lamina.data import DataLoader, DataLoaders
+        >>> from lamina.learner import Learner
+        >>> learn = Learner(DataLoaders(DataLoader((torch.randn(8, 2), torch.randn(8, 1)))), torch.nn.Linear(2, 1))
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_not_exportable(learn, "my_factory")
+        >>> "will not export" in str(caught[0].message)
+        True
+    """
+    try:
+        _describe(learn, {})
+    except (TypeError, ValueError) as e:  # ExportError, SerialError, an application's own check
+        warnings.warn(f"{factory}: this learner will not export (learn.export() would fail): {e}", UserWarning,
+                      stacklevel=3)  # fmt: skip
 
 
 def _atomic_save_file(tensors: dict[str, Tensor], metadata: dict[str, str], path: Path) -> Path:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from lamina.data.load import DataLoader
-from lamina.learner.export import ExportError, model_n_out, register_app
+from lamina.learner.export import ExportError, model_n_out, register_app, warn_if_not_exportable
 from lamina.learner.learner import Learner
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.nn.registry import build_model
@@ -200,6 +200,7 @@ def tabular_learner(
     loss_func = tabular_loss(kind) if loss_func is None else loss_func
     learn = TabularLearner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, wd=wd, **kwargs)
     learn.app, learn.model_spec = "tabular", {"name": "tabular_model", "kwargs": model_kwargs}
+    warn_if_not_exportable(learn, "tabular_learner")
     return learn
 
 

