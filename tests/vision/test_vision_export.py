@@ -202,3 +202,16 @@ def test_the_flagship_recipe_with_default_augmentations_exports_loads_and_predic
     assert got_label == label and got_label in ("3", "7") and torch.allclose(got_probs, probs, atol=1e-6)
     geometry = [t for t in loaded.dls.valid.after_batch.fs if isinstance(t, ComposedGeometry)]
     assert [type(m).__name__ for m in geometry[0].tfms] == ["Flip", "Rotate", "Zoom", "Warp"]
+
+
+def test_a_vocab_that_does_not_fit_the_models_outputs_is_refused_at_load(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    from lamina.learner import ExportError, load_learner
+
+    learn, _ = trained
+    spec, tensors = read_export(learn.export(tmp_path / "digits.lamina"))
+    spec["data"]["vocab"] = ["eight", "one", "seven"]
+    save_file(tensors, str(tmp_path / "three.lamina"), metadata={"lamina": json.dumps(spec)})
+    with pytest.raises(ExportError, match=r"three\.lamina.*vocab has 3 labels but the model has 2 outputs"):
+        load_learner(tmp_path / "three.lamina")
