@@ -15,7 +15,7 @@ from lamina.collab.analysis import plot_item_pca, rank_by_bias
 from lamina.collab.data import CollabDataLoaders
 from lamina.collab.models import NamedEmbeddings, emb_sz_rule
 from lamina.learner.callback import Callback
-from lamina.learner.export import ExportError, register_app
+from lamina.learner.export import ExportError, register_app, warn_if_not_exportable
 from lamina.learner.learner import Learner
 from lamina.learner.losses import MSELossFlat
 from lamina.learner.metrics import rmse
@@ -195,6 +195,7 @@ def collab_learner(
     learn = CollabLearner(dls, model, loss_func=MSELossFlat() if loss_func is None else loss_func, lr=lr, wd=wd,
                           metrics=[rmse] if metrics is None else metrics, **kwargs)  # fmt: skip
     learn.app, learn.model_spec = "collab", spec
+    warn_if_not_exportable(learn, "collab_learner")
     return learn
 
 

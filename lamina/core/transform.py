@@ -14,14 +14,16 @@ returning a plain tensor gives a ``TensorImage``).
 
 Configuration (the ``__init__`` arguments, stored under the same names) and learned state (attributes ending in
 ``_``) are data: :func:`transform_to_state` writes them as JSON-safe values plus tensors and
-:func:`transform_from_state` rebuilds the transform from a registry of the classes the program imported.
+:func:`transform_from_state` rebuilds the transform, but only if its class was registered as exportable with
+:func:`exportable` (lamina registers its own data-only transforms where they are defined): an export is data, and
+the file never chooses which of the program's classes gets constructed.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from torch import Tensor
 
@@ -38,6 +40,7 @@ __all__ = [
     "as_type",
     "decodes",
     "encodes",
+    "exportable",
     "registered_transforms",
     "setups",
     "show_any",
@@ -49,7 +52,7 @@ _ROLES = ("encodes", "decodes", "setups")
 # Inside a transform's methods torch ops return plain tensors (no subclass dispatch per op, about 3x cheaper):
 # they run within _plain_ops, and the transform gives its result the input's type and metadata once.
 _ROLE_ATTR = "__lamina_role__"
-_REGISTRY: dict[str, type[Transform]] = {}
+_REGISTRY: dict[str, type[Transform]] = {}  # the classes registered with @exportable, by module.QualName
 
 
 def _mark(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -105,8 +108,35 @@ class TransformError(Exception):
     """
 
 
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+T = TypeVar("T", bound="type[Transform]")
+
+
+def exportable(cls: T) -> T:
+    """Register a ``Transform`` subclass as exportable: :func:`transform_from_state` may rebuild it from a file.
+
+    Register only classes whose ``__init__`` stores its arguments as data and does nothing else (no files, no
+    imports, no calls chosen by the arguments): a file chooses the arguments. Anything not registered is refused.
+
+    Examples:
+        >>> @exportable
+        ... class AddOne(Transform):
+        ...     def encodes(self, x: int): return x + 1
+        >>> ts = {}
+        >>> transform_from_state(transform_to_state(AddOne(), ts), ts)(1)
+        2
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Transform)):
+        raise TypeError(f"@exportable registers Transform subclasses, got {cls!r}")
+    _REGISTRY[_class_name(cls)] = cls
+    return cls
+
+
 def registered_transforms() -> dict[str, type[Transform]]:
-    """Every ``Transform`` class the running program has defined, by ``module.QualName``.
+    """The ``Transform`` classes registered with :func:`exportable`, by ``module.QualName``.
 
     Examples:
         >>> "lamina.core.transform.Transform" in registered_transforms()
@@ -155,7 +185,6 @@ class Transform:
                 if inspect.isfunction(f) and (name == role or getattr(f, _ROLE_ATTR, None) == role):
                     td.add(f)
             setattr(cls, f"_{role}_td", td)
-        _REGISTRY[f"{cls.__module__}.{cls.__qualname__}"] = cls
 
     def __init__(
         self,
@@ -254,7 +283,7 @@ class Transform:
         return f"{self.name}({enc})" if enc else self.name
 
 
-_REGISTRY["lamina.core.transform.Transform"] = Transform
+exportable(Transform)  # the identity with a split or an order: data only
 _TRANSFORM_CALL = Transform.__call__
 
 
@@ -269,6 +298,9 @@ class ItemTransform(Transform):
     """
 
     _whole_tuple: ClassVar[bool] = True
+
+
+exportable(ItemTransform)
 
 
 def _as_method(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -317,16 +349,15 @@ def transform_to_state(tfm: Transform, tensors: dict[str, Tensor], key: str = "t
         >>> transform_to_state(t, {})["config"]
         {'split_idx': 0, 'order': 0}
     """
-    cls_name = f"{type(tfm).__module__}.{type(tfm).__qualname__}"
     return {
-        "type": cls_name,
+        "type": _class_name(type(tfm)),
         "config": to_jsonable(tfm.get_config(), tensors, f"{key}.config"),
         "state": to_jsonable(tfm.get_state(), tensors, f"{key}.state"),
     }
 
 
 def transform_from_state(data: dict[str, Any], tensors: dict[str, Tensor]) -> Transform:
-    """Rebuild a transform written by :func:`transform_to_state`; only classes already imported can be named.
+    """Rebuild a transform written by :func:`transform_to_state`; only classes registered with :func:`exportable`.
 
     Examples:
         >>> ts = {}
@@ -338,12 +369,19 @@ def transform_from_state(data: dict[str, Any], tensors: dict[str, Tensor]) -> Tr
     cls = _REGISTRY.get(name) if isinstance(name, str) else None
     if cls is None:
         raise SerialError(
-            f"unknown transform type {name!r}: import the module that defines it before loading "
-            "(only transforms the program has imported can be rebuilt; nothing is executed from the file)"
+            f"transform type {name!r} is not registered as exportable, so it cannot be rebuilt from stored state. "
+            "If it is your own data-only Transform, decorate its class with @lamina.core.exportable "
+            "(nothing named by a file is constructed unless registered)"
         )
-    tfm = cls(**from_jsonable(data.get("config", {}), tensors))
-    for k, v in from_jsonable(data.get("state", {}), tensors).items():
-        if not k.endswith("_") or k.startswith("_"):
+    config, state = from_jsonable(data.get("config", {}), tensors), from_jsonable(data.get("state", {}), tensors)
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise SerialError(f"{name}: stored config and state must be mappings, got {config!r} and {state!r}")
+    try:
+        tfm = cls(**config)
+    except (TypeError, ValueError) as e:
+        raise SerialError(f"{name}: the stored config {sorted(config)} does not rebuild the transform: {e}") from None
+    for k, v in state.items():
+        if not isinstance(k, str) or not k.endswith("_") or k.startswith("_"):
             raise SerialError(f"{name}: state names end with '_', got {k!r}")
         setattr(tfm, k, v)
     return tfm

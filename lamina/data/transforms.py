@@ -18,7 +18,7 @@ from lamina.core.tensors import (
     TensorMultiCategory,
     retype,
 )
-from lamina.core.transform import Transform, decodes, encodes
+from lamina.core.transform import Transform, decodes, encodes, exportable
 
 __all__ = [
     "Categorize",
@@ -81,6 +81,7 @@ class _VocabMixin:
             ) from None
 
 
+@exportable
 class Categorize(_VocabMixin, Transform):
     """Map a label to its index in a vocab learned from the training items (``'dog' -> 1 -> 'dog'``).
 
@@ -116,6 +117,7 @@ class Categorize(_VocabMixin, Transform):
         return Category(str(self.vocab_[int(x)]))
 
 
+@exportable
 class MultiCategorize(_VocabMixin, Transform):
     """Map a list of labels to a tensor of vocab indices (multi-label targets).
 
@@ -151,6 +153,7 @@ class MultiCategorize(_VocabMixin, Transform):
         return MultiCategory([self.vocab_[int(i)] for i in x])
 
 
+@exportable
 class OneHotEncode(Transform):
     """Turn a tensor of category indices into a float one-hot vector of length ``c`` (and back).
 
@@ -192,6 +195,7 @@ class OneHotEncode(Transform):
         return TensorMultiCategory(torch.nonzero(x.as_plain() > 0.5).flatten())
 
 
+@exportable
 class ToTensor(Transform):
     """Turn numpy arrays (and objects with a ``to_tensor()`` method, such as images) into tensors.
 
@@ -212,6 +216,7 @@ class ToTensor(Transform):
         return to_tensor() if callable(to_tensor) and not isinstance(x, Tensor) else x
 
 
+@exportable
 class IntToFloatTensor(Transform):
     """Images from integers in [0, ``div``] to floats in [0, 1]; masks to ``long`` codes.
 
@@ -248,6 +253,7 @@ class IntToFloatTensor(Transform):
         return (x * self.div).round_().clamp_(0, self.div).to(torch.uint8)
 
 
+@exportable
 class Normalize(Transform):
     """Normalize images per channel with ``mean``/``std`` (given, or computed from training batches in ``setups``).
 

@@ -18,6 +18,7 @@ from lamina.nn.registry import (
     model_builder,
     model_names,
     register_model,
+    registered_name,
 )
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "model_builder",
     "model_names",
     "register_model",
+    "registered_name",
     "sigmoid_range",
 ]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["build_model", "model_builder", "model_names", "register_model"]
+__all__ = ["build_model", "model_builder", "model_names", "register_model", "registered_name"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
@@ -48,6 +48,16 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
+def registered_name(builder: Any) -> str | None:
+    """The name ``builder`` (a model class or function) is registered under; ``None`` when it is not registered.
+
+    Examples:
+        >>> registered_name(register_model("doc_bilinear")(nn.Bilinear)), registered_name(nn.Conv3d)
+        ('doc_bilinear', None)
+    """
+    return next((key for key, b in _MODELS.items() if b is builder), None)
+
+
 def model_builder(name: str) -> Callable[..., nn.Module]:
     """The builder registered under ``name``; an unknown name is an error that suggests the nearest names.
 
@@ -64,8 +74,8 @@ def model_builder(name: str) -> Callable[..., nn.Module]:
     return _MODELS[name]
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the model registered under ``name`` with keyword arguments.
+def build_model(name: str, /, **kwargs: Any) -> nn.Module:
+    """Build the model registered under ``name`` with keyword arguments (a model argument may itself be ``name``).
 
     Examples:
         >>> register_model("doc_linear")(nn.Linear)

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from lamina.core.transform import Transform
+from lamina.core.transform import Transform, exportable
 
 __all__ = [
     "NA_LABEL",
@@ -92,6 +92,7 @@ def _codes(series: pd.Series, labels: Sequence[Any]) -> np.ndarray:
     return pd.Index(list(labels), dtype=object).get_indexer(series).astype(np.int64)
 
 
+@exportable
 class Categorify(Transform):
     """Categorical columns to integer codes; the vocabulary of each column is learned on the training rows.
 
@@ -131,6 +132,7 @@ class Categorify(Transform):
         return to
 
 
+@exportable
 class FillMissing(Transform):
     """Fill missing continuous values (median of the training rows by default) and flag them in ``<col>_na``.
 
@@ -180,6 +182,7 @@ class FillMissing(Transform):
         return TabularFrame(to.df, [*to.cat_names, *flags], to.cont_names)
 
 
+@exportable
 class Normalize(Transform):
     """Continuous columns to zero mean and unit variance, with statistics of the training rows.
 
@@ -225,6 +228,7 @@ def _multi_hot(df: pd.DataFrame, label_delim: str | None) -> pd.DataFrame:
     return df.iloc[:, 0].fillna("").astype(str).str.get_dummies(sep=label_delim).astype(np.float32)
 
 
+@exportable
 class TabularTarget(Transform):
     """Target columns to a tensor: floats for ``"regression"``, class indices for ``"single"``, multi-hot floats
     for ``"multi"`` (several true/false columns, or one column of labels joined by ``label_delim``).

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from lamina.data.load import DataLoader
-from lamina.learner.export import register_app
+from lamina.learner.export import ExportError, model_n_out, register_app, warn_if_not_exportable
 from lamina.learner.learner import Learner
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.nn.registry import build_model
@@ -200,6 +200,7 @@ def tabular_learner(
     loss_func = tabular_loss(kind) if loss_func is None else loss_func
     learn = TabularLearner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr, wd=wd, **kwargs)
     learn.app, learn.model_spec = "tabular", {"name": "tabular_model", "kwargs": model_kwargs}
+    warn_if_not_exportable(learn, "tabular_learner")
     return learn
 
 
@@ -213,6 +214,12 @@ def _describe(learn: Learner, tensors: dict[str, Tensor]) -> dict[str, Any]:
 
 def _rebuild(spec: dict[str, Any], tensors: dict[str, Tensor], model: torch.nn.Module, loss_func: Any) -> Learner:
     processor = TabularProcessor.from_state(spec["processor"], tensors)
+    target, n_model = processor.target, model_n_out(model)
+    if target is not None and target.kind != "regression" and n_model != _n_out(processor):
+        raise ExportError(
+            f"the target's vocab has {_n_out(processor)} classes but the model has {n_model} outputs: the file is "
+            "foreign or tampered"
+        )
     # one placeholder row so the loaders exist; inference data comes from ``dls.test_dl(df)``
     cats = torch.zeros(1, len(processor.cat_names_), dtype=torch.long)
     placeholder = TabularDataset(cats, torch.zeros(1, len(processor.cont_names_)), None, processor)

@@ -33,8 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lamina.core.serial import SerialError
 from lamina.core.tensors import TensorImage, TensorImageBase, TensorPoint
-from lamina.core.transform import ItemTransform, Transform
+from lamina.core.transform import ItemTransform, Transform, exportable, transform_from_state, transform_to_state
 from lamina.vision.transforms import PAD_MODES, _batch_hw, _check_batch, _pair, homography_from_corners, warp_batch
 
 __all__ = [
@@ -74,6 +75,26 @@ def _check_p(p: float) -> float:
     if not 0 <= p <= 1:
         raise ValueError(f"p is a probability and must be in [0, 1], got {p}")
     return p
+
+
+def _members_from_data(tfms: Sequence[Any], kind: type[Transform], owner: str) -> list[Any]:
+    """Composed members as given, or rebuilt from their stored states (registered classes only)."""
+    members = [transform_from_state(t, {}) if isinstance(t, dict) else t for t in tfms]
+    bad = [t for t in members if not isinstance(t, kind)]
+    if bad:
+        raise TypeError(f"{owner} composes {kind.__name__} instances, got {bad!r}")
+    return members
+
+
+def _members_as_data(tfms: Sequence[Transform], owner: str) -> list[dict[str, Any]]:
+    """The states of composed members (class name, configuration, state): JSON-safe data, no tensors."""
+    states = []
+    for i, t in enumerate(tfms):
+        tensors: dict[str, Tensor] = {}
+        states.append(transform_to_state(t, tensors, f"{owner}.tfms.{i}"))
+        if tensors:
+            raise SerialError(f"{owner}: member {t.name} keeps tensors; a composed augmentation stores plain values")
+    return states
 
 
 def _coin(n: int, p: float, device: torch.device | str | None) -> Tensor:
@@ -158,6 +179,7 @@ class GeometricAugment(ItemTransform):
         return warp_batch(x, mats, out_hw, self.mode, self.pad_mode)
 
 
+@exportable
 class Flip(GeometricAugment):
     """Flip images left-right with probability ``p``.
 
@@ -179,6 +201,7 @@ class Flip(GeometricAugment):
         return m
 
 
+@exportable
 class Dihedral(GeometricAugment):
     """One of the 8 symmetries of the square (flips, transposition, quarter turns), uniformly, with probability ``p``.
 
@@ -231,6 +254,7 @@ def rotation_matrices(degrees: Tensor, height: int, width: int) -> Tensor:
     return m
 
 
+@exportable
 class Rotate(GeometricAugment):
     """Rotate images by a uniform angle in ``[-max_deg, max_deg]`` degrees with probability ``p``.
 
@@ -253,6 +277,7 @@ class Rotate(GeometricAugment):
         return rotation_matrices(_uniform(n, -self.max_deg, self.max_deg, device), height, width)
 
 
+@exportable
 class Zoom(GeometricAugment):
     """Zoom by a uniform factor in ``[min_zoom, max_zoom]`` about a random centre with probability ``p``.
 
@@ -282,6 +307,7 @@ class Zoom(GeometricAugment):
         return m
 
 
+@exportable
 class Warp(GeometricAugment):
     """A random perspective warp: each corner of the view moves by up to ``magnitude`` (normalized units).
 
@@ -314,6 +340,7 @@ def _crop_matrices(centre: Tensor, half: Tensor) -> Tensor:
     return m
 
 
+@exportable
 class RandomResizedCropGPU(GeometricAugment):
     """Crop a random area (fraction ``min_scale..1``, aspect in ``ratio``) of each image and resize it to ``size``.
 
@@ -363,11 +390,13 @@ class RandomResizedCropGPU(GeometricAugment):
         return _crop_matrices(torch.zeros(n, 2, device=device), half)
 
 
+@exportable
 class ComposedGeometry(GeometricAugment):
     """Several geometric augmentations composed into one matrix per image: one grid sample for the whole list.
 
     Args:
-        tfms: the augmentations, applied in this order (the product of their matrices, first leftmost).
+        tfms: the augmentations, applied in this order (the product of their matrices, first leftmost); each may
+            also be given as its stored state (how an export keeps them as data).
         size: output ``int`` or ``(height, width)`` (the whole view is resized, squishing if the aspect changes);
             the input size when ``None``. A member that sets the size (:class:`RandomResizedCropGPU`) wins.
         mode: ``"bilinear"`` or ``"nearest"`` for images.
@@ -384,19 +413,22 @@ class ComposedGeometry(GeometricAugment):
 
     def __init__(
         self,
-        tfms: Sequence[GeometricAugment],
+        tfms: Sequence[GeometricAugment | dict[str, Any]],
         size: int | tuple[int, int] | None = None,
         mode: str = "bilinear",
         pad_mode: str = "reflection",
     ) -> None:
         super().__init__(p=1.0)
-        bad = [t for t in tfms if not isinstance(t, GeometricAugment)]
-        if bad:
-            raise TypeError(f"ComposedGeometry composes GeometricAugment instances, got {bad!r}")
+        members = _members_from_data(tfms, GeometricAugment, "ComposedGeometry")
         if mode not in MODES or pad_mode not in PAD_MODES:
             raise ValueError(f"mode must be one of {MODES} and pad_mode one of {PAD_MODES}, got {mode!r}, {pad_mode!r}")
-        self.tfms, self.size, self.mode, self.pad_mode = list(tfms), size, mode, pad_mode
+        self.tfms, self.size, self.mode, self.pad_mode = members, size, mode, pad_mode
         self.size_ = _pair(size) if size is not None else None
+
+    def get_config(self) -> dict[str, Any]:
+        """The configuration as data: each member by its registered class, configuration and state."""
+        return {"tfms": _members_as_data(self.tfms, "ComposedGeometry"), "size": self.size, "mode": self.mode,
+                "pad_mode": self.pad_mode}  # fmt: skip
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         hw = self.size_ or (height, width)
@@ -519,6 +551,7 @@ def _log_uniform_factor(n: int, max_change: float, device: torch.device) -> Tens
     return _uniform(n, -bound, bound, device).exp()
 
 
+@exportable
 class Brightness(LightingAugment):
     """Change brightness: add ``logit(b)`` in logit space, ``b`` uniform in ``0.5 ± max_lighting / 2``.
 
@@ -544,6 +577,7 @@ class Brightness(LightingAugment):
         return scale, b.logit(), colour
 
 
+@exportable
 class Contrast(LightingAugment):
     """Change contrast: scale logits by a log-uniform factor in ``[1 - max_lighting, 1 / (1 - max_lighting)]``.
 
@@ -567,6 +601,7 @@ class Contrast(LightingAugment):
         return _log_uniform_factor(n, self.max_lighting, device), shift, colour
 
 
+@exportable
 class Saturation(LightingAugment):
     """Change saturation: blend each pixel with its luma by a log-uniform factor (grey images stay unchanged).
 
@@ -596,6 +631,7 @@ class Saturation(LightingAugment):
 _RGB_TO_YIQ = ((0.299, 0.587, 0.114), (0.595716, -0.274453, -0.321263), (0.211456, -0.522591, 0.311135))
 
 
+@exportable
 class Hue(LightingAugment):
     """Rotate hue by up to ``max_hue`` of a half turn (a rotation of the chroma plane in YIQ space).
 
@@ -624,11 +660,12 @@ class Hue(LightingAugment):
         return scale, shift, torch.linalg.inv(to_yiq) @ rot @ to_yiq
 
 
+@exportable
 class ComposedLighting(LightingAugment):
     """Several lighting augmentations composed into one pass over the pixels.
 
     Args:
-        tfms: the augmentations (each keeps its own ``p`` and draw).
+        tfms: the augmentations (each keeps its own ``p`` and draw), or their stored states.
 
     Examples:
         >>> aug = ComposedLighting([Brightness(0.3), Contrast(0.3), Saturation(0.3), Hue(0.1)])
@@ -638,12 +675,13 @@ class ComposedLighting(LightingAugment):
         ((4, 3, 5, 5), True, True)
     """
 
-    def __init__(self, tfms: Sequence[LightingAugment]) -> None:
+    def __init__(self, tfms: Sequence[LightingAugment | dict[str, Any]]) -> None:
         super().__init__(p=1.0)
-        bad = [t for t in tfms if not isinstance(t, LightingAugment)]
-        if bad:
-            raise TypeError(f"ComposedLighting composes LightingAugment instances, got {bad!r}")
-        self.tfms = list(tfms)
+        self.tfms = _members_from_data(tfms, LightingAugment, "ComposedLighting")
+
+    def get_config(self) -> dict[str, Any]:
+        """The configuration as data: each member by its registered class, configuration and state."""
+        return {"tfms": _members_as_data(self.tfms, "ComposedLighting")}
 
     def params(self, n: int, device: torch.device) -> LightingParams:
         params = _identity_lighting(n, device)
@@ -670,6 +708,7 @@ def _erase_masks(n: int, height: int, width: int, sl: float, sh: float, min_aspe
     return inside[:, None]
 
 
+@exportable
 class RandomErasing(Transform):
     """Replace up to ``max_count`` random rectangles of each (normalized) image by standard normal noise.
 

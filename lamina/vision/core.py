@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from lamina.core.transform import Transform
+from lamina.core.transform import Transform, exportable
 from lamina.vision.image import (
     _DECODE_ERRORS,
     ImageLoadError,
@@ -89,6 +89,7 @@ def verify_images(paths: Iterable[str | Path], n_workers: int = 0) -> list[Path]
     return [p for p, good in zip(items, ok) if not good]
 
 
+@exportable
 class LoadImage(Transform):
     """Load an image file (a ``str`` or ``Path``) as ``cls``; the first step of a vision pipeline.
 

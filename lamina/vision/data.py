@@ -38,7 +38,7 @@ from lamina.core.tensors import (
     TensorPoint,
     retain_type,
 )
-from lamina.core.transform import ItemTransform, Transform, decodes
+from lamina.core.transform import ItemTransform, Transform, decodes, exportable
 from lamina.data.block import TransformBlock
 from lamina.data.transforms import IntToFloatTensor, MultiCategorize
 from lamina.vision.core import LoadImage
@@ -74,6 +74,7 @@ def _source(img: Any) -> str:
     return str(vars(img).get("source", "<an image not loaded from a file>"))
 
 
+@exportable
 class CheckMaskSize(ItemTransform):
     """Check that every mask of an item has the size of the item's image (before any resize).
 
@@ -104,6 +105,7 @@ class CheckMaskSize(ItemTransform):
         return x
 
 
+@exportable
 class AddMaskCodes(Transform):
     """Name the codes of masks: ``TensorMask.codes`` is set on the way in and on the way back (for showing).
 
@@ -181,6 +183,7 @@ class _ToBoxes(ItemTransform):
         return TensorBBox(boxes)
 
 
+@exportable
 class SetImageSize(ItemTransform):
     """Give the points and boxes of an item the ``img_size`` ``(width, height)`` of the item's image.
 

@@ -19,7 +19,7 @@ from lamina.core.serial import SerialError
 from lamina.core.transform import Transform, transform_from_state, transform_to_state
 from lamina.data.core import Datasets
 from lamina.data.load import DataLoader, DataLoaders
-from lamina.learner.export import ExportError, register_app
+from lamina.learner.export import ExportError, model_n_out, register_app
 from lamina.learner.learner import Learner
 from lamina.vision.core import LoadImage
 from lamina.vision.image import PILImage
@@ -125,9 +125,16 @@ def rebuild_vision(spec: dict[str, Any], tensors: dict[str, Tensor], model: nn.M
         batch_tfms = [transform_from_state(d, tensors) for d in spec.get("batch_tfms", [])]
     except SerialError as e:
         raise ExportError(f"the vision export's transforms cannot be rebuilt: {e}") from None
+    vocab, n_model = spec.get("vocab"), model_n_out(model)
+    if vocab is not None and not isinstance(vocab, list):
+        raise ExportError(f"the vision export's vocab must be a list, got {type(vocab).__name__}")
+    if kind in ("single", "multi") and vocab is not None and n_model != len(vocab):
+        raise ExportError(
+            f"the vocab has {len(vocab)} labels but the model has {n_model} outputs: the file is tampered"
+        )
     dls = inference_dataloaders(str(spec.get("img_cls", "PILImage")), item_tfms, batch_tfms, int(spec.get("bs", 64)))
     loss = loss_func if loss_func is not None else vision_loss(kind)
-    return VisionLearner(dls, model, loss_func=loss, metrics=[], target=kind, vocab=spec.get("vocab"),
+    return VisionLearner(dls, model, loss_func=loss, metrics=[], target=kind, vocab=vocab,
                          thresh=float(spec.get("thresh", 0.5)), show_progress=False, logger=None)  # fmt: skip
 
 

@@ -23,13 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from lamina.core.tensors import TensorMask, TensorMultiCategory, TensorPoint
-from lamina.core.transform import Pipeline, Transform
+from lamina.core.transform import Pipeline, Transform, exportable
 from lamina.data.load import DataLoader, DataLoaders
 from lamina.data.transforms import Normalize, imagenet_stats
+from lamina.learner.export import warn_if_not_exportable
 from lamina.learner.learner import Learner
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
-from lamina.learner.metrics import DiceMulti
-from lamina.nn.registry import build_model, register_model
+from lamina.learner.metrics import DiceMulti, mae
+from lamina.nn.registry import build_model, register_model, registered_name
 from lamina.vision.core import LoadImage
 from lamina.vision.models import (
     PRETRAINED_WEIGHTS,
@@ -70,6 +71,7 @@ def _size_of(x: TensorPoint) -> Tensor:
     return torch.tensor([float(size[0]), float(size[1])], device=x.device)
 
 
+@exportable
 class ScalePoints(Transform):
     """Pixel points ``(x, y)`` of an image of ``img_size`` ``(width, height)`` to ``[-1, 1]``, and back in decodes.
 
@@ -385,6 +387,22 @@ class VisionLearner(Learner):
         return dec, dec, probs
 
 
+def _arch_name(arch: Arch, factory: str) -> str | None:
+    """The registry name of ``arch`` (a name, or a function registered under one); ``None`` warns it won't export."""
+    if isinstance(arch, str):
+        return arch
+    name = registered_name(arch)
+    if name is None:
+        warnings.warn(
+            f"{factory}: {getattr(arch, '__name__', arch)!r} is not a registered model, so this learner will not "
+            "export (an export rebuilds the model by its registered name). Register it with "
+            "@lamina.nn.register_model('a_name') on a function whose arguments are JSON-safe, then pass it or its name",
+            UserWarning,
+            stacklevel=3,
+        )
+    return name
+
+
 def _pretrained_model(
     arch: Arch, pretrained: bool, weights: str | Path | None, base: str | Path | None = None
 ) -> tuple[nn.Module, bool]:
@@ -437,7 +455,8 @@ def vision_learner(
 
     Args:
         dls: image DataLoaders (category, multi-category, regression or point targets).
-        arch: a registered name (``"resnet34"``, ``"mobilenet_v2"``...) or a callable returning the network.
+        arch: a registered name (``"resnet34"``, ``"mobilenet_v2"``...) or builder (``mobilenet_v2``); an
+            unregistered callable returning the network works but the learner will not export (a warning says so).
         pretrained: load the published weights (or ``weights``); offline without them is an error.
         weights: an explicit weights file.
         n_out: the head's outputs (from the vocab or the targets when ``None``; a contradiction is an error).
@@ -458,7 +477,8 @@ def vision_learner(
         ...
         ValueError: unknown model 'resnt18'; did you mean 'resnet18'...
     """
-    model, loaded = _pretrained_model(arch, pretrained, weights)
+    name = _arch_name(arch, "vision_learner")
+    model, loaded = _pretrained_model(arch if name is None else name, pretrained, weights)
     x, target = _batch_parts(dls)
     kind = target_kind(target)
     n_out = _n_out(kind, target, dls.vocab, n_out)
@@ -475,9 +495,10 @@ def vision_learner(
     if loaded:  # a random body has nothing to keep: it trains from the start
         learn.freeze()
     learn.app = "vision"
-    if isinstance(arch, str):
-        kwargs = {"arch": arch, "n_out": n_out, "n_in": n_in, "cut": cut, "n_points": n_points, **head}
+    if name is not None:
+        kwargs = {"arch": name, "n_out": n_out, "n_in": n_in, "cut": cut, "n_points": n_points, **head}
         learn.model_spec = {"name": "vision_classifier", "kwargs": kwargs}
+        warn_if_not_exportable(learn, "vision_learner")
     return learn
 
 
@@ -506,13 +527,14 @@ def unet_learner(
     """A segmentation learner: a ``DynamicUnet`` decoder over the (frozen, pretrained) body of ``arch``.
 
     Args:
-        dls: segmentation DataLoaders (images and masks of integer codes).
+        dls: segmentation DataLoaders (images and masks of integer codes), or image-to-image DataLoaders.
         arch: a registered name or a callable returning the network.
         pretrained: load the published weights (or ``weights``).
         weights: an explicit weights file.
         n_out: classes (from the mask codes when ``None``).
-        loss_func: pixel-wise ``CrossEntropyLossFlat(axis=1)`` when ``None``.
-        metrics: ``[DiceMulti()]`` when ``None``.
+        loss_func: pixel-wise ``CrossEntropyLossFlat(axis=1)`` for masks, ``MSELossFlat()`` for image targets, when
+            ``None``.
+        metrics: chosen by the target when ``None``: ``[DiceMulti()]`` for masks, ``[mae]`` for image targets.
         normalize: add the weights' normalization to the batch transforms.
         n_in: input channels (from the data when ``None``).
         img_size: ``(height, width)`` to probe the encoder (the batches' when ``None``).
@@ -528,22 +550,44 @@ def unet_learner(
     """
     unet_keys = ("blur", "self_attention", "y_range", "last_cross", "bottle", "norm_type")
     unet_kwargs = {k: kwargs.pop(k) for k in unet_keys if k in kwargs}
-    model, loaded = _pretrained_model(arch, pretrained, weights)
-    x, _ = _batch_parts(dls)
-    codes = _mask_codes(dls)
-    if n_out is None and codes is None:
-        raise ValueError("the masks have no codes to count the classes: pass n_out= or MaskBlock(codes=...)")
-    n_out = n_out if n_out is not None else len(codes)  # type: ignore[arg-type]
+    name = _arch_name(arch, "unet_learner")
+    model, loaded = _pretrained_model(arch if name is None else name, pretrained, weights)
+    x, target = _batch_parts(dls)
+    kind, codes = _unet_kind(target), _mask_codes(dls)
+    n_out = _unet_n_out(kind, target, codes, n_out)
     size = [int(s) for s in (x.shape[-2:] if img_size is None else img_size)]
     n_in = _prepare(dls, n_in, normalize, loaded, "mask", x)
     net = _unet(model, n_out, size, n_in, cut, unet_kwargs)
-    learn = VisionLearner(dls, net, loss_func=loss_func if loss_func is not None else vision_loss("mask"),
-                          metrics=[DiceMulti()] if metrics is None else metrics, splitter=unet_splitter,
-                          target="mask", vocab=codes, **kwargs)  # fmt: skip
+    metrics = ([DiceMulti()] if kind == "mask" else [mae]) if metrics is None else metrics
+    learn = VisionLearner(dls, net, loss_func=loss_func if loss_func is not None else vision_loss(kind),
+                          metrics=metrics, splitter=unet_splitter, target=kind, vocab=codes, **kwargs)  # fmt: skip
     if loaded:  # a random body has nothing to keep: it trains from the start
         learn.freeze()
     learn.app = "vision"
-    if isinstance(arch, str):
-        spec_kwargs = {"arch": arch, "n_out": n_out, "img_size": size, "n_in": n_in, "cut": cut, **unet_kwargs}
+    if name is not None:
+        spec_kwargs = {"arch": name, "n_out": n_out, "img_size": size, "n_in": n_in, "cut": cut, **unet_kwargs}
         learn.model_spec = {"name": "vision_unet", "kwargs": spec_kwargs}
+        warn_if_not_exportable(learn, "unet_learner")
     return learn
+
+
+def _unet_kind(target: Any) -> str:
+    """``"mask"`` for segmentation masks, ``"regression"`` for image targets (image to image); others are refused."""
+    kind = target_kind(target)
+    if kind not in ("mask", "regression") or (kind == "regression" and target.ndim != 4):
+        raise TypeError(
+            f"unet_learner needs mask targets (MaskBlock) or image targets (ImageBlock as the target), got a {kind} "
+            f"target of shape {tuple(target.shape)}: use vision_learner for labels, points or values"
+        )
+    return kind
+
+
+def _unet_n_out(kind: str, target: Tensor, codes: list[Any] | None, n_out: int | None) -> int:
+    """The output channels: the mask codes' count, or the target images' channels."""
+    if n_out is not None:
+        return n_out
+    if kind == "regression":
+        return int(target.shape[1])
+    if codes is None:
+        raise ValueError("the masks have no codes to count the classes: pass n_out= or MaskBlock(codes=...)")
+    return len(codes)

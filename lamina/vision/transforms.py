@@ -34,7 +34,7 @@ from lamina.core.tensors import (  # noqa: F401 (TensorImage: doctests)
     TensorPoint,
     retain_type,
 )
-from lamina.core.transform import ItemTransform
+from lamina.core.transform import ItemTransform, exportable
 from lamina.vision.image import PILBase
 
 __all__ = [
@@ -254,6 +254,7 @@ class _WindowTransform(ItemTransform):
         return crop_resize_item(x, window, self.size_, self.pad_mode)
 
 
+@exportable
 class Resize(_WindowTransform):
     """Resize items to ``size`` by cropping, squishing or padding to its aspect ratio first.
 
@@ -288,6 +289,7 @@ class Resize(_WindowTransform):
         return _place(h, w, height, width, random=train and self.method == "crop")
 
 
+@exportable
 class RandomResizedCrop(_WindowTransform):
     """Crop a random area (fraction ``min_scale..1``, aspect in ``ratio``) and resize it to ``size``.
 
@@ -331,6 +333,7 @@ class RandomResizedCrop(_WindowTransform):
         return _place(h, w, height, width, random=False)
 
 
+@exportable
 class CropPad(_WindowTransform):
     """Centre-crop or pad (no resizing) items to ``size``.
 
@@ -353,6 +356,7 @@ class CropPad(_WindowTransform):
         return _place(h, w, *self.size_, random=False)
 
 
+@exportable
 class RandomCrop(_WindowTransform):
     """Crop ``size`` at a random position in training, at the centre in validation (pad images that are smaller).
 

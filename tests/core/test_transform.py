@@ -14,6 +14,8 @@ from lamina.core.transform import (
     TransformError,
     decodes,
     encodes,
+    exportable,
+    registered_transforms,
     transform_from_state,
     transform_to_state,
 )
@@ -182,10 +184,50 @@ def test_transforms_rebuilt_from_exported_state_behave_the_same():
 
 
 def test_unknown_or_function_transforms_cannot_be_loaded_or_exported():
-    with pytest.raises(SerialError, match="unknown transform type"):
+    with pytest.raises(SerialError, match="not registered as exportable"):
         transform_from_state({"type": "os.system", "config": {}, "state": {}}, {})
     with pytest.raises(SerialError, match="subclass"):
         transform_to_state(Transform(lambda x: x), {})
+
+
+class WritesAFile(Transform):
+    """A helper of the user's program: its ``__init__`` has a side effect a file must never be able to trigger."""
+
+    def __init__(self, path: str = "unused") -> None:
+        super().__init__()
+        self.path = path
+        with open(path, "w") as f:
+            f.write("constructed")
+
+
+def test_a_crafted_export_cannot_construct_an_unregistered_transform(tmp_path):
+    target = tmp_path / "written_by_the_file.txt"
+    crafted = {"type": f"{WritesAFile.__module__}.{WritesAFile.__qualname__}", "config": {"path": str(target)}}
+    with pytest.raises(SerialError, match=r"WritesAFile.*not registered as exportable.*@lamina\.core\.exportable"):
+        transform_from_state(crafted, {})
+    assert not target.exists()
+
+
+def test_registered_transforms_rebuild_and_the_registry_holds_only_registered_classes():
+    @exportable
+    class Shift(Transform):
+        def __init__(self, by: int = 1) -> None:
+            super().__init__()
+            self.by = by
+
+        def encodes(self, x: int):
+            return x + self.by
+
+    assert _roundtrip(Shift(by=5))(1) == 6
+    names = registered_transforms()
+    assert f"{Shift.__module__}.{Shift.__qualname__}" in names
+    assert f"{WritesAFile.__module__}.{WritesAFile.__qualname__}" not in names
+    assert "lamina.data.transforms.Normalize" in names
+
+
+def test_stored_config_that_does_not_fit_the_class_is_a_serial_error_naming_it():
+    with pytest.raises(SerialError, match=r"Categorize.*does not rebuild"):
+        transform_from_state({"type": "lamina.data.transforms.Categorize", "config": {"no_such_arg": 1}}, {})
 
 
 def test_pipeline_show_decodes_until_the_item_can_show_itself():

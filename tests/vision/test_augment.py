@@ -244,3 +244,22 @@ def test_a_pure_flip_takes_the_index_path_and_equals_sampling():
     sampled = torch.nn.functional.grid_sample(img.as_subclass(torch.Tensor), grid, "bilinear", "reflection", False)
     assert torch.allclose(fast.as_subclass(torch.Tensor), sampled, atol=1e-6)
     assert torch.equal(fast[0], img[0].flip(-1)) and torch.equal(fast[3], img[3])
+
+
+def test_composed_augmentations_are_stored_as_data_and_rebuild_with_the_same_members():
+    import json
+
+    from lamina.core.transform import transform_from_state, transform_to_state
+
+    tfms = [*aug_transforms(max_rotate=25, size=(12, 16), pad_mode="zeros"), RandomErasing(p=1.0)]
+    tfms[0].tfms.append(RandomResizedCropGPU(10, min_scale=0.5))
+    tensors: dict = {}
+    states = json.loads(json.dumps([transform_to_state(t, tensors, f"t{i}") for i, t in enumerate(tfms)]))
+    again = [transform_from_state(s, tensors) for s in states]
+    assert [type(t) for t in again] == [type(t) for t in tfms]
+    for old, new in zip(tfms[:2], again[:2]):
+        assert [(type(m), m.get_config()) for m in new.tfms] == [(type(m), m.get_config()) for m in old.tfms]
+    img = TensorImage(torch.rand(3, 3, 20, 24))
+    # validation is deterministic: the centre crop and size of the geometry, the lighting left out
+    assert torch.equal(Pipeline(again, split_idx=1)(img), Pipeline(tfms, split_idx=1)(img))
+    assert Pipeline(again, split_idx=1)(img).shape == (3, 3, 10, 10)

@@ -182,3 +182,36 @@ def test_the_unet_and_keypoint_exports_describe_codes_masks_and_point_scaling_as
     assert pts["data"]["kind"] == "points" and pts["model"]["kwargs"]["n_points"] == 1
     assert pts["data"]["img_cls"] == "PILImageBW"
     assert [t["type"].rsplit(".", 1)[-1] for t in pts["data"]["batch_tfms"]] == ["IntToFloatTensor", "ScalePoints"]
+
+
+def test_the_flagship_recipe_with_default_augmentations_exports_loads_and_predicts(tmp_path):
+    from lamina.datasets import mnist_digits
+    from lamina.learner import load_learner
+    from lamina.vision.augment import ComposedGeometry, aug_transforms
+
+    root = tmp_path / "digits"
+    names = mnist_digits(root, digits=(3, 7), n=6, name="{digit}/{k}.png")
+    dls = ImageDataLoaders.from_folder(root, valid_pct=0.25, seed=0, bs=4, item_tfms=Resize(32),
+                                       batch_tfms=aug_transforms())  # fmt: skip
+    learn = vision_learner(dls, "mobilenet_v2", weights=WEIGHTS, lin_ftrs=[16], show_progress=False, logger=None)
+    loaded = load_learner(learn.export(tmp_path / "augmented.lamina"))
+    image = root / names[-1]
+    with learn.no_bar():
+        label, _, probs = learn.predict(image)
+    got_label, _, got_probs = loaded.predict(image)
+    assert got_label == label and got_label in ("3", "7") and torch.allclose(got_probs, probs, atol=1e-6)
+    geometry = [t for t in loaded.dls.valid.after_batch.fs if isinstance(t, ComposedGeometry)]
+    assert [type(m).__name__ for m in geometry[0].tfms] == ["Flip", "Rotate", "Zoom", "Warp"]
+
+
+def test_a_vocab_that_does_not_fit_the_models_outputs_is_refused_at_load(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    from lamina.learner import ExportError, load_learner
+
+    learn, _ = trained
+    spec, tensors = read_export(learn.export(tmp_path / "digits.lamina"))
+    spec["data"]["vocab"] = ["eight", "one", "seven"]
+    save_file(tensors, str(tmp_path / "three.lamina"), metadata={"lamina": json.dumps(spec)})
+    with pytest.raises(ExportError, match=r"three\.lamina.*vocab has 3 labels but the model has 2 outputs"):
+        load_learner(tmp_path / "three.lamina")

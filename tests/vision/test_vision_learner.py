@@ -149,3 +149,47 @@ def test_unet_on_thresholded_digits_gives_per_pixel_class_scores(digits, tmp_pat
     preds, targets = learn.get_preds()
     assert preds.shape == (len(dls.valid.dataset), 2, 32, 32) and targets.shape == (len(dls.valid.dataset), 32, 32)
     assert learn.model_spec["name"] == "vision_unet"
+
+
+def test_a_registered_architecture_function_is_recorded_by_its_name_and_exports(digits, tmp_path):
+    from lamina.learner import load_learner
+    from lamina.vision.models import mobilenet_v2
+
+    learn = _quiet(vision_learner(_mobilenet_dls(digits), mobilenet_v2, weights=WEIGHTS, lin_ftrs=[16]))
+    assert learn.model_spec["kwargs"]["arch"] == "mobilenet_v2"
+    loaded = load_learner(learn.export(tmp_path / "function_arch.lamina"))
+    assert loaded.vocab == learn.vocab
+
+
+def test_an_unregistered_architecture_warns_once_when_built_that_it_will_not_export(digits):
+    def tiny_net() -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1))
+
+    with pytest.warns(UserWarning) as caught:
+        vision_learner(_mobilenet_dls(digits), tiny_net, pretrained=False, lin_ftrs=[8])
+    export_warnings = [w for w in caught if "will not export" in str(w.message)]
+    assert len(export_warnings) == 1 and "register_model" in str(export_warnings[0].message)
+    assert "tiny_net" in str(export_warnings[0].message) and export_warnings[0].filename == __file__
+
+
+def test_unet_metrics_and_loss_follow_the_target_masks_get_dice_images_get_a_pixel_error(digits, tmp_path):
+    from lamina.learner.losses import CrossEntropyLossFlat, MSELossFlat
+    from lamina.learner.metrics import DiceMulti, mae
+    from lamina.vision import PILImageBW
+
+    root, files, _ = digits
+    for p in files[:12]:
+        Image.fromarray((np.asarray(Image.open(p)) > 127).astype(np.uint8)).save(tmp_path / f"{p.stem}_mask.png")
+    masks = SegmentationDataLoaders.from_label_func(root, [p.name for p in files[:12]],
+                                                    lambda p: tmp_path / f"{p.stem}_mask.png",
+                                                    codes=["background", "digit"], bs=4, seed=0)  # fmt: skip
+    seg = unet_learner(masks, "xresnet18", pretrained=False)
+    assert seg.target == "mask" and isinstance(seg.loss_func, CrossEntropyLossFlat)
+    assert [type(m) for m in seg.metrics] == [DiceMulti]
+    block = DataBlock(blocks=(ImageBlock(PILImageBW), ImageBlock(PILImageBW)), get_y=lambda p: p,
+                      splitter=RandomSplitter(0.25, seed=0))  # fmt: skip
+    to_image = unet_learner(block.dataloaders(files[:12], bs=4), "xresnet18", pretrained=False)
+    assert to_image.target == "regression" and isinstance(to_image.loss_func, MSELossFlat)
+    assert [getattr(m, "func", m) for m in to_image.metrics] == [mae]
+    x, y = to_image.dls.one_batch()
+    assert to_image.model(x).shape == y.shape
