@@ -1,6 +1,7 @@
 """A vision learner's whole inference leaves Python: written as a torch.export program, a TorchScript file and an
 ONNX model, each runs in a process where lamina cannot be imported (and the TorchScript one from a C++ program), on
-50 real digits and 50 real solar cells of their own sizes, and agrees with `learn.predict` on the image files: the same labels, probabilities within 1e-4."""
+50 real digits and 50 real solar cells of their own sizes, and agrees with `learn.predict` on the image files: the
+same labels, probabilities within 1e-4."""
 
 import json
 import os
