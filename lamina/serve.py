@@ -205,11 +205,11 @@ class BatchWorker:
 
 def _plain(value: Any) -> Any:
     """A JSON-safe Python value from numpy/torch scalars and arrays."""
+    if hasattr(value, "tolist"):  # numpy and torch scalars and arrays
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _plain(value.tolist()) if not isinstance(value.tolist(), (int, float, str, bool)) else value.tolist()
-    return value.item() if hasattr(value, "item") else value
+    return value
 
 
 def _ranked(probs: Tensor, labels: Sequence[Any] | None) -> list[dict[str, Any]]:

