@@ -1,5 +1,6 @@
 """The ``lamina`` command: ``lamina quickstart`` (the main job: an image classifier on real MNIST digits, trained,
-exported without pickle and reloaded) and ``lamina demo`` (the lower floors on MNIST tensors)."""
+exported without pickle and reloaded), ``lamina demo`` (the lower floors on MNIST tensors) and ``lamina serve``
+(an exported learner over HTTP, see :mod:`lamina.serve`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
+
+
+SERVE_EXAMPLE = """example:
+  lamina quickstart --out lamina_out            # trains and writes lamina_out/mnist.lamina
+  lamina serve lamina_out/mnist.lamina --port 8000   # then open http://127.0.0.1:8000/ and drop a digit, or:
+  curl -F file=@digit.png http://127.0.0.1:8000/predict
+"""
 
 
 def _mnist_dls(seed: int = 0) -> Any:
@@ -126,6 +134,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_quick.add_argument("--out", type=Path, default=Path("lamina_out"), help="folder for data, pictures and exports")
     p_quick.add_argument("--epochs", type=int, default=3, help="epochs of one-cycle training")
     p_quick.add_argument("--arch", default="simple_cnn", help="a registered architecture, trained from scratch")
+    p_serve = sub.add_parser("serve", help="serve an exported learner over HTTP (needs lamina[serve])",
+                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLE)  # fmt: skip
+    p_serve.add_argument("model", type=Path, help="a file written by learn.export()")
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p_serve.add_argument("--port", type=int, default=8000, help="TCP port")
+    p_serve.add_argument("--max-batch", type=int, default=32, help="most requests run through the model at once")
+    p_serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits to share a batch")
     args = parser.parse_args(argv)
     if args.version:
         print(f"lamina {__version__}")
@@ -137,6 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "quickstart":
             return quickstart(args.out, args.epochs, args.arch)
         return demo(args.out, args.epochs)
+    if args.command == "serve":
+        from lamina.serve import serve
+
+        try:
+            serve(args.model, args.host, args.port, args.max_batch, args.max_wait_ms)
+        except (FileNotFoundError, ImportError, ValueError) as e:
+            print(f"lamina serve: {e}", file=sys.stderr)
+            return 1
+        return 0
     parser.print_help()
     return 2
 
