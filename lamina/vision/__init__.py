@@ -51,7 +51,7 @@ from lamina.vision.export import (
     rebuild_vision,
 )
 from lamina.vision.factories import ImageDataLoaders, SegmentationDataLoaders
-from lamina.vision.graph import VisionGraph, VisionPreprocess, vision_graph
+from lamina.vision.graph import VisionGraph, VisionPreprocess, pil_resize, vision_graph
 from lamina.vision.interpret import (
     ClassificationInterpretation,
     Interpretation,
@@ -200,6 +200,7 @@ __all__ = [
     "mobilenet_v2",
     "num_features_model",
     "open_image",
+    "pil_resize",
     "points_inside",
     "rebuild_vision",
     "resnet18",

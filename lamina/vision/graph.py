@@ -3,8 +3,9 @@
 The graph repeats what validation does to an image, as tensor code with the image's height and width left
 symbolic: the validation window of the item transform (``Resize``: centre crop, pad or squish to the output's
 aspect ratio; ``RandomResizedCrop``: the largest centre crop; ``CropPad``/``RandomCrop``: the centred window),
-an antialiased bilinear resize of the uint8 pixels (torch's kernel, which PIL's matches to within one level on a
-few pixels; ONNX Runtime's to within one level on about 0.1%), ``IntToFloatTensor``'s division
+the antialiased bilinear resize of the uint8 pixels, bit for bit as the item transforms do it (Pillow's
+fixed-point arithmetic for a window inside a Pillow image, :func:`pil_resize`; torch's kernel on the tensor path),
+``IntToFloatTensor``'s division
 and ``Normalize``'s statistics; then the model and the decoding of the task (softmax and argmax, sigmoid and the
 threshold, the value, or the per-pixel argmax of a mask). Training-only steps (augmentations) are left out; any
 other step is refused with a :class:`~lamina.learner.graph.GraphError` naming it.
@@ -24,7 +25,7 @@ from lamina.learner.graph import GraphError, InferenceGraph, register_graph, sym
 from lamina.vision.learner import VisionLearner
 from lamina.vision.transforms import CropPad, RandomCrop, RandomResizedCrop, Resize
 
-__all__ = ["VisionGraph", "VisionPreprocess", "vision_graph"]
+__all__ = ["VisionGraph", "VisionPreprocess", "pil_resize", "vision_graph"]
 
 
 def _rounded_ratio(a: int, num: int, den: int) -> int:
@@ -42,6 +43,68 @@ def _source_rows(start: int, n: int, size: int, pad_mode: str) -> tuple[Tensor, 
     return i.clamp(0, size - 1), inside
 
 
+def _pil_taps(in_size: int, start: Tensor, length: Tensor, out: int) -> tuple[Tensor, Tensor]:
+    """Pillow's bilinear (antialiased) resampling of the span ``[start, start + length)`` of an axis of ``in_size``
+    pixels to ``out`` pixels: per output pixel, the source indices and integer weights of its taps (``out x K``).
+
+    The arithmetic is Pillow's own: filter support scaled by the reduction, taps that may reach beyond the span
+    (but not the image), weights normalized in float64 and rounded to 22-bit fixed point."""
+    scale = length / out
+    filterscale = torch.clamp(scale, min=1.0)
+    center = start + (torch.arange(out, dtype=torch.float64) + 0.5) * scale
+    first = torch.clamp(torch.trunc(center - filterscale + 0.5), min=0.0)
+    size = torch.scalar_tensor(in_size, dtype=torch.float64)  # (a tensor: float(in_size) would fix the size)
+    last = torch.minimum(torch.trunc(center + filterscale + 0.5), size)
+    n_taps = (2 * in_size) // out + 3  # at least 2 * filterscale + 1 taps
+    index = first[:, None] + torch.arange(n_taps, dtype=torch.float64)[None, :]
+    weight = torch.clamp(1.0 - (((index - center[:, None]) + 0.5) / filterscale).abs(), min=0.0)
+    weight = torch.where(index < last[:, None], weight, torch.zeros_like(weight))
+    weight = weight / weight.sum(1, keepdim=True)
+    fixed = torch.trunc(weight * 4194304.0 + 0.5).to(torch.int32)  # Pillow's 22-bit fixed point: 1 << 22
+    return torch.minimum(index, size - 1).to(torch.int64), fixed
+
+
+def _pil_pass(x: Tensor, dim: int, index: Tensor, fixed: Tensor) -> Tensor:
+    """One separable pass along ``dim`` (2: rows, 3: columns) of int64 pixels, rounded and clipped to 0-255."""
+    out, n_taps = index.shape[0], index.shape[1]
+    taps = x.index_select(dim, index.flatten())
+    if dim == 3:
+        taps = taps.unflatten(3, (out, n_taps))
+        acc = (taps * fixed).sum(4)
+    else:
+        taps = taps.unflatten(2, (out, n_taps))
+        acc = (taps * fixed[:, :, None]).sum(3)
+    return torch.clamp((acc + 2097152) // 4194304, 0, 255)  # round half up, then drop the 22 fraction bits
+
+
+def pil_resize(images: Tensor, window: list[Tensor], out_h: int, out_w: int) -> Tensor:
+    """``N x C x H x W`` uint8 images' ``window`` (``top, left, height, width`` as float64 scalars) resized to
+    ``out_h x out_w`` exactly as Pillow's ``Image.resize(size, BILINEAR, box=...)``: the pixels lamina's decoders
+    give (as tensor code, so it exports).
+
+    Args:
+        images: the images.
+        window: the source box.
+        out_h: output height.
+        out_w: output width.
+
+    Examples:
+        >>> from PIL import Image
+        >>> pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+        >>> ours = pil_resize(torch.from_numpy(pixels).permute(2, 0, 1)[None],
+        ...                   [torch.tensor(v, dtype=torch.float64) for v in (2.0, 5.0, 20.0, 30.0)], 8, 12)
+        >>> pils = np.asarray(Image.fromarray(pixels).resize((12, 8), Image.BILINEAR, box=(5, 2, 35, 22)))
+        >>> bool((ours[0].permute(1, 2, 0).numpy() == pils).all())
+        True
+    """
+    top, left, height, width = window
+    x = images.to(torch.int32)  # sums stay below 2 ** 31: 255 times weights that add up to 2 ** 22
+    cols, col_w = _pil_taps(x.shape[3], left, width, out_w)
+    x = _pil_pass(x, 3, cols, col_w)
+    rows, row_w = _pil_taps(x.shape[2], top, height, out_h)
+    return _pil_pass(x, 2, rows, row_w).to(torch.uint8)
+
+
 class VisionPreprocess(nn.Module):
     """``N x H x W x C`` ``uint8`` images to the model's normalized ``N x C x h x w`` float input.
 
@@ -53,6 +116,8 @@ class VisionPreprocess(nn.Module):
         div: what ``IntToFloatTensor`` divides by.
         mean: per-channel means of ``Normalize`` (``None``: no normalization).
         std: per-channel standard deviations.
+        pil: images are decoded as Pillow images (``PILImage``...), so windows inside the image are resized as
+            Pillow does; otherwise as the tensor path does (torch's kernel).
 
     Examples:
         >>> pre = VisionPreprocess((4, 4), "crop", "zeros", 255.0, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
@@ -71,8 +136,10 @@ class VisionPreprocess(nn.Module):
         div: float,
         mean: list[float] | None,
         std: list[float] | None,
+        pil: bool = True,
     ) -> None:
         super().__init__()
+        self.pil = pil
         self.out_h, self.out_w = size if size is not None else (0, 0)
         self.window, self.pad_mode, self.div = window, pad_mode, float(div)
         self.normalize = mean is not None and std is not None
@@ -95,17 +162,35 @@ class VisionPreprocess(nn.Module):
         if self.out_h > 0:
             h, w = x.shape[2], x.shape[3]
             height, width = self._window(h, w)
-            rows, rows_in = _source_rows((h - height) // 2, height, h, self.pad_mode)
-            cols, cols_in = _source_rows((w - width) // 2, width, w, self.pad_mode)
-            x = x.index_select(2, rows).index_select(3, cols)
-            if self.pad_mode == "zeros":
-                x = x * (rows_in[:, None] & cols_in[None, :]).to(x.dtype)
-            # on uint8, as lamina's decoders resize (torch's uint8 kernel matches PIL's to within one level)
-            x = F.interpolate(x, size=[self.out_h, self.out_w], mode="bilinear", antialias=True, align_corners=False)
+            top, left = (h - height) // 2, (w - width) // 2
+            if not self.pil or self.window in ("pad", "fixed"):  # windows that may reach outside the image
+                padded = self._crop_pad_resize(x, top, left, height, width)
+                if not self.pil:
+                    x = padded
+                else:  # Pillow resizes a window inside the image; one reaching outside goes the tensor way
+                    box = [_as_float(top), _as_float(left), _as_float(height), _as_float(width)]
+                    inside = (box[0] >= 0) & (box[1] >= 0) & (box[0] + box[2] <= h) & (box[1] + box[3] <= w)
+                    x = torch.where(inside, pil_resize(x, box, self.out_h, self.out_w), padded)
+            else:
+                box = [_as_float(top), _as_float(left), _as_float(height), _as_float(width)]
+                x = pil_resize(x, box, self.out_h, self.out_w)
         x = x.float() / self.div
         if self.normalize:
             x = (x - self.mean) / self.std
         return x
+
+    def _crop_pad_resize(self, x: Tensor, top: int, left: int, height: int, width: int) -> Tensor:
+        """The tensor path of lamina's item transforms: cut (and pad) the window, resize with torch's uint8 kernel."""
+        rows, rows_in = _source_rows(top, height, x.shape[2], self.pad_mode)
+        cols, cols_in = _source_rows(left, width, x.shape[3], self.pad_mode)
+        x = x.index_select(2, rows).index_select(3, cols)
+        if self.pad_mode == "zeros":
+            x = x * (rows_in[:, None] & cols_in[None, :]).to(x.dtype)
+        return F.interpolate(x, size=[self.out_h, self.out_w], mode="bilinear", antialias=True, align_corners=False)
+
+
+def _as_float(size: int) -> Tensor:
+    return torch.scalar_tensor(size, dtype=torch.float64)
 
 
 class VisionGraph(nn.Module):
@@ -170,6 +255,14 @@ def _batch_steps(learn: VisionLearner) -> tuple[float, list[float] | None, list[
     return div, mean, std
 
 
+def _decodes_with_pil(learn: VisionLearner) -> bool:
+    """Whether the learner opens images as Pillow images (their item transforms then resize with Pillow)."""
+    from lamina.vision.image import PILBase
+    from lamina.vision.learner import image_load_step
+
+    return issubclass(image_load_step(learn.dls)._image_cls, PILBase)
+
+
 def _valid_loader(learn: VisionLearner) -> Any:
     return learn.dls.loaders[1] if len(learn.dls.loaders) > 1 else learn.dls.loaders[0]
 
@@ -194,7 +287,10 @@ def vision_graph(learn: VisionLearner) -> InferenceGraph:
     size, window, pad_mode = _item_window(learn)
     div, mean, std = _batch_steps(learn)
     graph = VisionGraph(
-        VisionPreprocess(size, window, pad_mode, div, mean, std), learn.model, learn.target, learn.thresh
+        VisionPreprocess(size, window, pad_mode, div, mean, std, pil=_decodes_with_pil(learn)),
+        learn.model,
+        learn.target,
+        learn.thresh,
     )
     channels = int(next(p for p in learn.model.parameters() if p.ndim == 4).shape[1])
     example = torch.randint(0, 256, (2, (size or (32, 32))[0] + 3, (size or (32, 32))[1] + 5, channels))
