@@ -211,7 +211,8 @@ def test_plot_loss_and_plot_sched_write_pngs(mnist, tmp_path):
     learn.fit_one_cycle(2, 1e-2)
     learn.recorder.plot_loss(skip_start=0).savefig(tmp_path / "loss.png")
     learn.recorder.plot_sched().savefig(tmp_path / "sched.png")
-    assert_png(tmp_path / "loss.png") and assert_png(tmp_path / "sched.png")
+    assert_png(tmp_path / "loss.png")
+    assert_png(tmp_path / "sched.png")
 
 
 def test_get_preds_streams_activated_predictions_and_decodes(mnist):
