@@ -1,9 +1,11 @@
-"""Every assertion in the tests is checked: no helper hidden behind ``and``/``or``, no assert on a tuple."""
+"""Every assertion in the tests is checked: no helper hidden behind ``and``/``or``, no assert on a tuple or a
+literal (always true), no assert after the statement that raises inside ``pytest.raises`` (never reached)."""
 
 import ast
 from pathlib import Path
 
 TESTS = Path(__file__).parent
+_LITERALS = (ast.Tuple, ast.List, ast.Set, ast.Dict, ast.Constant, ast.JoinedStr)
 
 
 def _helper_name(node: ast.expr) -> str | None:
@@ -14,26 +16,51 @@ def _helper_name(node: ast.expr) -> str | None:
     return None
 
 
-def short_circuited_or_tuple_asserts(source: str) -> list[int]:
-    """Line numbers where an ``assert_*`` helper sits inside ``and``/``or`` or an ``assert`` tests a tuple."""
+def _unreached_in_raises(node: ast.With) -> list[int]:
+    """Asserts after the first statement of a ``with pytest.raises(...)`` block: the raise skips them."""
+    raises = any(
+        isinstance(i.context_expr, ast.Call)
+        and isinstance(i.context_expr.func, ast.Attribute)
+        and i.context_expr.func.attr == "raises"
+        for i in node.items
+    )
+    return [s.lineno for s in node.body[1:] if isinstance(s, ast.Assert)] if raises else []
+
+
+def unchecked_assertions(source: str) -> list[int]:
+    """Line numbers of assertions that can never fail (see the module docstring)."""
     lines = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.BoolOp) and any(_helper_name(v) for v in node.values):
             lines.append(node.lineno)
-        if isinstance(node, ast.Assert) and isinstance(node.test, ast.Tuple):
+        if isinstance(node, ast.Assert) and isinstance(node.test, _LITERALS):
             lines.append(node.lineno)
+        if isinstance(node, ast.With):
+            lines.extend(_unreached_in_raises(node))
     return sorted(lines)
 
 
-def test_the_checker_finds_a_helper_behind_and_and_an_assert_on_a_tuple():
-    source = "assert_png(a) and assert_png(b)\nassert (x == 1, 'message')\nassert_png(a)\nassert x and y\n"
-    assert short_circuited_or_tuple_asserts(source) == [1, 2]
+def test_the_checker_finds_each_kind_of_assertion_that_cannot_fail():
+    source = (
+        "assert_png(a) and assert_png(b)\n"  # 1: the second is never checked
+        "assert (x == 1, 'message')\n"  # 2: a tuple is always true
+        "assert_png(a)\n"
+        "assert x and y\n"
+        "with pytest.raises(ValueError):\n"
+        "    f()\n"
+        "    assert g()\n"  # 7: never reached
+        "with pytest.warns(UserWarning):\n"
+        "    f()\n"
+        "    assert g()\n"
+        "assert [x]\n"  # 11: a non-empty list is always true
+    )
+    assert unchecked_assertions(source) == [1, 2, 7, 11]
 
 
-def test_no_test_hides_an_assertion_where_it_never_runs():
+def test_no_test_has_an_assertion_that_cannot_fail():
     found = {
         f"{path.relative_to(TESTS)}:{line}"
         for path in TESTS.rglob("*.py")
-        for line in short_circuited_or_tuple_asserts(path.read_text())
+        for line in unchecked_assertions(path.read_text())
     }
     assert not found, f"these assertions can never fail: {sorted(found)}"
