@@ -96,6 +96,8 @@ def _writer_is_gone(tmp: Path, prefix: str) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return tmp not in _LIVE_TEMPORARIES
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl+C there: keep other processes' temporaries
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
