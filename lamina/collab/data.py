@@ -281,6 +281,47 @@ class CollabDataLoaders(DataLoaders):
         changes: dict[str, Any] = {"bs": bs or base.bs, **kwargs}
         return base.new(dataset=TensorSource(*tensors), shuffle=False, drop_last=False, **changes)
 
+    def decode(self, b: tuple[Tensor, ...]) -> pd.DataFrame:
+        """A batch ``(x[, y])`` as a table of user and item names (and ratings), columns named as in the data.
+
+        Examples:
+            >>> dls = CollabDataLoaders.for_inference({"user": ["#na#", 7], "item": ["#na#", "Heat"]},
+            ...                                       {"user": "u", "item": "i", "rating": "r"})
+            >>> dls.decode((torch.tensor([[1, 1], [0, 1]]), torch.tensor([4.5, 2.0])))
+                  u     i    r
+            0     7  Heat  4.5
+            1  #na#  Heat  2.0
+        """
+        x = b[0].detach().cpu().long()
+        table: dict[str, Any] = {
+            self.columns[k]: np.asarray(self.classes[k], dtype=object)[x[:, i].numpy()] for i, k in enumerate(_PAIR)
+        }
+        if len(b) > 1:
+            table[self.columns["rating"]] = b[1].detach().cpu().float().numpy()
+        return pd.DataFrame(table)
+
+    def show_batch(self, b: Any = None, max_n: int = 10, **kwargs: Any) -> pd.DataFrame:
+        """Print and return up to ``max_n`` rows of a training batch as user and item names with their ratings.
+
+        Args:
+            b: a batch ``(x, y)``; one training batch when ``None``.
+            max_n: most rows shown.
+            **kwargs: passed to ``DataFrame.to_string``.
+
+        Examples:
+            >>> df = pd.DataFrame({"user": [1, 1, 2, 2], "movie": ["Heat", "Up", "Up", "Jaws"], "r": [5, 3, 4, 2.0]})
+            >>> shown = CollabDataLoaders.from_df(df, valid_pct=0.0, shuffle=False, bs=4).show_batch(max_n=2)
+               user movie    r
+            0     1  Heat  5.0
+            1     1    Up  3.0
+        """
+        if b is None and not self.trainable:
+            raise ValueError("these loaders hold no training data (a loaded learner): pass a batch, show_batch(b)")
+        b = self.train.one_batch() if b is None else b
+        df = self.decode(tuple(o[:max_n] for o in b))
+        print(df.to_string(**kwargs))
+        return df
+
     def most_rated_items(self, n: int = 50) -> list[Any]:
         """The ``n`` items with the most training ratings, most rated first.
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["atomic_write", "describe_item", "listify", "map_tensors", "to_device"]
+__all__ = ["atomic_write", "describe_item", "listify", "map_tensors", "remove_stale_temporaries", "to_device"]
 
 
 def listify(o: Any) -> list[Any]:
@@ -76,16 +77,92 @@ def describe_item(item: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_LIVE_TEMPORARIES: set[Path] = set()  # temporaries of this process's unfinished writes, removed at exit
+
+
+def _remove_live_temporaries() -> None:
+    for tmp in list(_LIVE_TEMPORARIES):
+        tmp.unlink(missing_ok=True)
+
+
+atexit.register(_remove_live_temporaries)
+
+
+def _writer_is_gone(tmp: Path, prefix: str) -> bool:
+    """Whether the process that named ``tmp`` has ended (temporaries from older versions carry no process id)."""
+    pid_text = tmp.name[len(prefix) :].split("-", 1)[0]
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return tmp not in _LIVE_TEMPORARIES
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl+C there: keep other processes' temporaries
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # the process exists but belongs to someone else
+        return False
+    return False
+
+
+def remove_stale_temporaries(path: str | Path, suffix: str = ".tmp") -> list[Path]:
+    """Delete the temporaries that killed writes of ``path`` left beside it; a write still running keeps its own.
+
+    Args:
+        path: the destination whose ``.{name}.*{suffix}`` temporaries are checked.
+        suffix: the temporaries' suffix.
+
+    Returns:
+        The paths deleted.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".out.txt.1a2b3c4d.tmp").write_text("half")  # left by a write killed mid-way
+        >>> [p.name for p in remove_stale_temporaries(folder / "out.txt")], list(folder.iterdir())
+        (['.out.txt.1a2b3c4d.tmp'], [])
+    """
+    path = Path(path)
+    prefix = f".{path.name}."
+    if not path.parent.is_dir():
+        return []
+    stale = [
+        p
+        for p in path.parent.iterdir()
+        if p.name.startswith(prefix) and p.name.endswith(suffix) and _writer_is_gone(p, prefix)
+    ]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _new_temporary(path: Path, suffix: str) -> Path:
+    """Create an empty temporary beside ``path``, named for this process, with the permissions of a plain open."""
+    while True:
+        tmp = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}{suffix}"
+        try:  # mode 0o666 under the umask, as open(..., "w") would give (mkstemp gives 0o600)
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; when the block ends normally the file is flushed to disk and
     renamed over ``path``, otherwise it is deleted. A crash or an error never leaves ``path`` half-written.
+
+    Temporaries that earlier writes of ``path`` left when killed are deleted first, and the ones of this process are
+    deleted at interpreter exit. The saved file gets the permissions ``open(path, "w")`` would give under the umask.
 
     Args:
         path: the destination (its folder is created).
         suffix: the temporary file's suffix.
 
     Examples:
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> with atomic_write(folder / "out.txt") as tmp:
         ...     _ = tmp.write_text("done")
@@ -94,9 +171,9 @@ def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    tmp = Path(name)
+    remove_stale_temporaries(path, suffix)
+    tmp = _new_temporary(path, suffix)
+    _LIVE_TEMPORARIES.add(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -105,3 +182,5 @@ def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        _LIVE_TEMPORARIES.discard(tmp)

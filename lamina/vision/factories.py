@@ -107,15 +107,17 @@ class ImageDataLoaders(DataLoaders):
         batch_tfms: Any = None,
         bs: int = 64,
         img_cls: type[PILBase] = PILImage,
+        skip_bad: bool = False,
         **kwargs: Any,
     ) -> ImageDataLoaders:
-        """The shared recipe of the factories; ``labels`` (one per item) are checked when given."""
+        """The shared recipe of the factories; ``labels`` (one per item) are checked when given; ``skip_bad`` goes to
+        the image block's :class:`LoadImage` (unreadable files become blank images with a warning)."""
         if labels is not None:
             splits = splitter(items)
             _check_classes(labels, (list(splits[0]), list(splits[1])), vocab)
         y_block = y_block if y_block is not None else CategoryBlock(vocab=vocab)
         dblock = DataBlock(
-            blocks=(ImageBlock(img_cls), y_block), get_x=get_x, get_y=get_y, splitter=splitter,
+            blocks=(ImageBlock(img_cls, skip_bad=skip_bad), y_block), get_x=get_x, get_y=get_y, splitter=splitter,
             item_tfms=item_tfms, batch_tfms=batch_tfms,
         )  # fmt: skip
         dls = dblock.dataloaders(items, bs=bs, path=str(path), **kwargs)
@@ -147,7 +149,8 @@ class ImageDataLoaders(DataLoaders):
             item_tfms: item transforms (e.g. ``Resize(64)``).
             batch_tfms: batch transforms (e.g. ``Normalize()``).
             bs: batch size.
-            **kwargs: ``img_cls``, ``y_block`` and DataLoader arguments.
+            **kwargs: ``img_cls``, ``y_block``, ``skip_bad`` (unreadable files become blank images with a warning,
+                see :class:`LoadImage`) and DataLoader arguments.
 
         Examples:
             >>> import tempfile
@@ -195,7 +198,8 @@ class ImageDataLoaders(DataLoaders):
             label_func: the label of a file from its path.
             valid_pct: fraction of random validation images.
             seed: seed of the random split.
-            **kwargs: ``vocab``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, ``y_block``, DataLoader arguments.
+            **kwargs: ``vocab``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, ``y_block``, ``skip_bad``,
+                DataLoader arguments.
 
         Examples:
             >>> import tempfile
@@ -319,7 +323,8 @@ class ImageDataLoaders(DataLoaders):
             seed: seed of the random split.
             folder: a sub-folder of ``path`` holding the images.
             suff: appended to every file name (e.g. ``".png"``).
-            **kwargs: ``vocab``, ``y_block``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, DataLoader arguments.
+            **kwargs: ``vocab``, ``y_block``, ``item_tfms``, ``batch_tfms``, ``bs``, ``img_cls``, ``skip_bad``,
+                DataLoader arguments.
 
         Examples:
             >>> import tempfile
@@ -462,6 +467,7 @@ class SegmentationDataLoaders(DataLoaders):
         batch_tfms: Any = None,
         bs: int = 64,
         img_cls: type[PILBase] = PILImage,
+        skip_bad: bool = False,
         **kwargs: Any,
     ) -> SegmentationDataLoaders:
         """Images ``fnames`` (relative to ``path``) with masks at ``label_func(image_path)``.
@@ -477,6 +483,7 @@ class SegmentationDataLoaders(DataLoaders):
             batch_tfms: batch transforms (augmentations move masks with their images).
             bs: batch size.
             img_cls: the image class.
+            skip_bad: unreadable images and masks become blank ones with a warning (see :class:`LoadImage`).
             **kwargs: DataLoader arguments.
 
         Examples:
@@ -495,7 +502,7 @@ class SegmentationDataLoaders(DataLoaders):
             >>> tmp.cleanup()
         """
         dblock = DataBlock(
-            blocks=(ImageBlock(img_cls), MaskBlock(codes)), get_y=label_func,
+            blocks=(ImageBlock(img_cls, skip_bad=skip_bad), MaskBlock(codes, skip_bad=skip_bad)), get_y=label_func,
             splitter=RandomSplitter(valid_pct, seed=_split_seed(seed)), item_tfms=item_tfms, batch_tfms=batch_tfms,
         )  # fmt: skip
         dls = dblock.dataloaders([Path(path) / f for f in fnames], bs=bs, path=str(path), **kwargs)

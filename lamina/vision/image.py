@@ -141,7 +141,7 @@ def open_image(
     if isinstance(src, np.ndarray):
         return _from_array(src, channels_first=False)
     fp = io.BytesIO(src) if isinstance(src, bytes) else src
-    step = "identify"
+    step, im = "identify", None
     try:
         im = Image.open(fp)
         step = "decode"
@@ -155,6 +155,8 @@ def open_image(
     except FileNotFoundError:
         raise
     except _DECODE_ERRORS as e:
+        if im is not None:  # PIL keeps a file it opened itself until the image is closed
+            im.close()
         raise ImageLoadError(
             f"{_source_name(src)}: cannot {step} the image ({type(e).__name__}: {e}). The file is truncated or "
             f"corrupt: {_FIX} (or load through LoadImage(skip_bad=True) to replace them with blank images)"

@@ -281,6 +281,54 @@ def _draw_other(ds: Any, target: tuple, pred: tuple, axs: list[Any], n_inp: int)
 
 
 _DRAWERS = {"label": _draw_label, "mask": _draw_mask, "points": _draw_points, "other": _draw_other}
+_MIN_TITLE_SIZE = 8.0
+
+
+def _wrapped(text: str, fits: Any) -> str:
+    """``text`` broken into lines that ``fits`` (a test on one line): after a ``/`` where that is enough, else after
+    spaces too; removing the line breaks gives ``text`` back.
+
+    Examples:
+        >>> _wrapped("tiger cat/Egyptian cat/0.12", lambda line: len(line) <= 12).splitlines()
+        ['tiger cat/', 'Egyptian ', 'cat/0.12']
+    """
+    tokens = [text]
+    for sep in ("/", " "):
+        tokens = [piece for token in tokens for piece in _split_after(token, sep)]
+        lines = [""]
+        for token in tokens:
+            if lines[-1] and not fits(lines[-1] + token):
+                lines.append(token)
+            else:
+                lines[-1] += token
+        if all(fits(line) for line in lines):
+            break
+    return "\n".join(lines)
+
+
+def _split_after(text: str, sep: str) -> list[str]:
+    parts = text.split(sep)
+    return [p + sep for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _fit_titles(fig: Any, axs: Sequence[Any]) -> None:
+    """Lay ``fig`` out tightly (small margins), then shrink and wrap each axes title that is wider than its grid
+    cell, so neighbouring titles never overlap, and lay it out again for the wrapped lines."""
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    for ax in axs:
+        title, text = ax.title, ax.title.get_text()
+        spec = ax.get_subplotspec()
+        room = 0.92 * spec.get_position(fig).width * fig.bbox.width if spec is not None else ax.bbox.width
+
+        def fits(line: str, title: Any = title, room: float = room) -> bool:
+            title.set_text(line)
+            return bool(title.get_window_extent(renderer).width <= room)
+
+        while not fits(text) and title.get_fontsize() > _MIN_TITLE_SIZE:
+            title.set_fontsize(title.get_fontsize() - 1)
+        title.set_text(_wrapped(text, fits))
+    fig.tight_layout()
 
 
 def show_results(
@@ -340,6 +388,7 @@ def show_results(
     fig, axs = get_grid(len(targets) * per_item, nrows, ncols, figsize)
     for i, (t, p) in enumerate(zip(targets, preds)):
         _DRAWERS[kind](dl.dataset, t, p, axs[i * per_item : (i + 1) * per_item], n_inp)
+    _fit_titles(fig, axs)
     return fig
 
 
@@ -608,6 +657,7 @@ class ClassificationInterpretation(Interpretation):
                 f"{self.vocab[pred]}/{self.vocab[actual]}/{loss:.2f}/{prob:.2f}",
                 color=RIGHT if pred == actual else WRONG,
             )
+        _fit_titles(fig, axs)
         return fig
 
 
@@ -744,4 +794,5 @@ class SegmentationInterpretation(Interpretation):
                 _show_inputs(ds, item[:n_inp], ax)
                 item[n_inp].show(ctx=ax)
                 ax.set_title(title)
+        _fit_titles(fig, axs)
         return fig

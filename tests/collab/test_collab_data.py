@@ -96,3 +96,24 @@ def test_test_dl_names_a_user_never_seen_in_training(split):
 
 def test_a_vocabulary_puts_na_first_and_drops_missing_names():
     assert make_vocab(pd.Series(["b", None, "a", "b"])) == [NA, "a", "b"]
+
+
+def test_show_batch_prints_the_users_items_and_ratings_of_a_batch_by_name(movielens, capsys):
+    titled = movielens.dropna(subset=["title"])
+    dls = CollabDataLoaders.from_df(titled, "userId", "title", "rating", valid_pct=0.2, seed=0, bs=8, shuffle=False)
+    shown = dls.show_batch(max_n=5)
+    printed = capsys.readouterr().out
+    train = titled[~valid_mask(len(titled), 0.2, seed=0)].iloc[:5]
+    assert list(shown.columns) == ["userId", "title", "rating"]
+    assert shown["userId"].tolist() == train["userId"].tolist() and shown["title"].tolist() == train["title"].tolist()
+    assert shown["rating"].tolist() == train["rating"].astype(float).tolist()
+    assert all(title in printed for title in train["title"]) and printed.count("\n") == 6  # header and five rows
+
+
+def test_show_batch_of_a_loaded_learners_loaders_shows_the_batch_it_is_given():
+    dls = CollabDataLoaders.for_inference({"user": [NA, 15], "item": [NA, "Heat (1995)"]},
+                                          {"user": "userId", "item": "title", "rating": "rating"})  # fmt: skip
+    shown = dls.show_batch(dls.test_dl([(15, "Heat (1995)")]).one_batch())
+    assert shown.to_dict("records") == [{"userId": 15, "title": "Heat (1995)"}]
+    with pytest.raises(ValueError, match=r"no training data.*show_batch\(b\)"):
+        dls.show_batch()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diamonds_data import CATS, CONTS, Y, diamonds, valid_positions
 
-from lamina.tabular import TabularDataLoaders, TabularDataset, TabularError
+from lamina.tabular import TabularDataLoaders, TabularDataset, TabularError, TabularPandas
 
 
 def _dls(df: pd.DataFrame, **kwargs) -> TabularDataLoaders:
@@ -95,3 +95,88 @@ def test_from_csv_reads_the_file_and_gives_the_same_tensors(tmp_path):
     a, b = TabularDataLoaders.from_df(df, **kwargs), TabularDataLoaders.from_csv(tmp_path / "d.csv", **kwargs)
     assert torch.equal(a.valid.dataset.cats, b.valid.dataset.cats)
     assert torch.allclose(a.valid.dataset.conts, b.valid.dataset.conts)
+
+
+# ---------------------------------------------------------------- infinities, repeated names, blocks and procs
+
+INF_ROWS = [17, 4_200, 9_999, 12_345, 19_998]
+
+
+def test_inf_in_a_continuous_column_names_the_column_and_the_row_count():
+    df = diamonds(20_000)
+    df.loc[INF_ROWS[:3], "carat"] = np.inf
+    df.loc[INF_ROWS[3:], "carat"] = -np.inf
+    with pytest.raises(TabularError, match=r"continuous column 'carat' holds \+inf or -inf in 5 of 20000 rows.*"
+                       r"\[17, 4200, 9999, 12345, 19998\].*inf_as_missing=True"):  # fmt: skip
+        _dls(df)
+
+
+def test_inf_in_the_target_names_the_column_and_the_row_count():
+    df = diamonds(20_000)
+    df.loc[INF_ROWS, Y] = np.inf
+    with pytest.raises(TabularError, match=r"target column 'price' holds \+inf or -inf in 5 of 20000 rows"):
+        _dls(df)
+
+
+def test_inf_in_new_rows_is_refused_too_so_predictions_cannot_silently_be_nan():
+    df = diamonds(2_000)
+    dls = _dls(df)
+    new = df.iloc[:10].copy()
+    new.loc[3, "depth"] = -np.inf
+    with pytest.raises(TabularError, match=r"continuous column 'depth' holds \+inf or -inf in 1 of 10 rows"):
+        dls.test_dl(new)
+
+
+def test_with_inf_as_missing_infinities_are_filled_and_flagged_like_missing_values():
+    df = diamonds(20_000)
+    df.loc[INF_ROWS, "carat"] = [np.inf, -np.inf, np.inf, np.inf, -np.inf]
+    to = TabularPandas(df, cat_names=CATS, cont_names=CONTS, y_names=Y, splits=(range(16_000), range(16_000, 20_000)),
+                       inf_as_missing=True)  # fmt: skip
+    assert torch.isfinite(to.conts).all()
+    flags = to.cats[:, to.processor.cat_names_.index("carat_na")]
+    assert torch.nonzero(flags == 2).flatten().tolist() == INF_ROWS  # code 2 is True, code 1 False
+    assert np.isfinite(list(to.processor.procs[2].means_.values())).all()
+
+
+def test_a_repeated_column_name_says_which_name_is_repeated():
+    df = diamonds(200)
+    twice = pd.concat([df, df[["depth"]]], axis=1)
+    with pytest.raises(TabularError, match=r"the DataFrame has 2 columns named 'depth' \(used in cont_names\)"):
+        _dls(twice)
+    with pytest.raises(TabularError, match=r"cont_names names column 'carat' twice"):
+        TabularDataLoaders.from_df(df, cat_names=CATS, cont_names=["carat", "carat"], y_names=Y)
+
+
+def test_blocks_from_lamina_data_choose_the_tabular_target():
+    from lamina.data import CategoryBlock, MultiCategoryBlock, RegressionBlock
+
+    df = diamonds(500)
+    kw = dict(cat_names=["color", "clarity"], cont_names=CONTS, splits=(range(400), range(400, 500)))
+    assert TabularPandas(df, y_names=Y, y_block=RegressionBlock(), **kw).processor.target.kind == "regression"
+    to = TabularPandas(df, y_names="cut", y_block=CategoryBlock(), **kw)
+    assert to.processor.target.kind == "single" and to.train.vocab == sorted(df["cut"].unique())
+    assert TabularPandas(df, y_names="cut", y_block=CategoryBlock, **kw).processor.target.kind == "single"
+    both = df.assign(big=df["carat"] > 1, ideal=df["cut"] == "Ideal")
+    multi = TabularPandas(both, y_names=["big", "ideal"], y_block=MultiCategoryBlock(), **kw)
+    assert multi.processor.target.kind == "multi" and multi.ys.shape == (500, 2)
+    with pytest.raises(TabularError, match=r"RegressionBlock\(n_out=2\) but y_names has 1 columns"):
+        TabularPandas(df, y_names=Y, y_block=RegressionBlock(n_out=2), **kw)
+
+
+def test_tabular_pandas_builds_its_dataloaders_with_bs():
+    df = diamonds(1_000)
+    to = TabularPandas(df, cat_names=CATS, cont_names=CONTS, y_names=Y, splits=(range(800), range(800, 1_000)))
+    dls = to.dataloaders(bs=32, val_bs=100)
+    cats, conts, ys = dls.train.one_batch()
+    assert isinstance(dls, TabularDataLoaders) and (cats.shape, conts.shape, ys.shape) == ((32, 3), (32, 6), (32,))
+    assert len(dls.valid) == 2 and torch.equal(dls.valid.dataset.ys, to.valid.ys)
+
+
+def test_a_non_tabular_transform_in_procs_says_to_use_the_tabular_proc():
+    from lamina import data, tabular
+
+    df = diamonds(200)
+    for wrong in (data.Normalize, data.Normalize()):
+        with pytest.raises(TabularError, match=r"procs\[2\] is lamina\.data\..*Normalize, which does not process a "
+                           r"table.*lamina\.tabular\.Normalize instead of lamina\.data\.Normalize"):  # fmt: skip
+            TabularPandas(df, [tabular.Categorify, tabular.FillMissing, wrong], CATS, CONTS, Y)

@@ -112,3 +112,35 @@ def test_cont_cat_split_and_add_datepart_on_real_columns():
     out = add_datepart(dates, "saledate")
     assert "saledate" not in out.columns
     assert out["saleYear"].tolist() == [2024, 2024, 2025] and out["saleIs_year_start"].tolist() == [False] * 2 + [True]
+
+
+def test_a_categorical_column_with_100_000_values_warns_naming_it_before_any_training():
+    import time
+    import warnings
+
+    n = 100_000  # an ID column: one value per row
+    df = pd.DataFrame({"order_id": [f"o{i}" for i in range(n)], "cut": np.resize(diamonds(500)["cut"].to_numpy(), n),
+                       "price": np.linspace(0.0, 1.0, n)})  # fmt: skip
+    start = time.perf_counter()
+    with pytest.warns(UserWarning, match=r"categorical column 'order_id' has 100,000 distinct values.*"
+                      r"max_card=10,000.*100,001 rows x 600.*drop it.*Categorify\(max_vocab=") as caught:  # fmt: skip
+        to = TabularPandas(df, cat_names=["order_id", "cut"], y_names="price")
+    assert time.perf_counter() - start < 5  # only the table was processed: no model was built, nothing trained
+    assert [str(w.message).split("'")[1] for w in caught if "distinct values" in str(w.message)] == ["order_id"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TabularPandas(df.iloc[:20_000], procs=[Categorify(max_card=None)], cat_names=["order_id", "cut"])
+    assert len(to.processor.procs[1].classes_["order_id"]) == n + 1
+
+
+def test_max_vocab_keeps_the_most_frequent_labels_and_maps_the_rest_to_na():
+    df = diamonds(3_000)
+    counts = df["clarity"].value_counts()
+    proc = Categorify(max_vocab=3)
+    to = TabularPandas(df, procs=[proc], cat_names=["clarity"], cont_names=[])
+    kept = proc.classes_["clarity"]
+    assert kept[0] == NA_LABEL and set(kept[1:]) == set(counts.index[:3]) and kept[1:] == sorted(kept[1:])
+    rare = ~df["clarity"].isin(kept[1:]).to_numpy()
+    assert (to.cats[rare, 0] == 0).all() and (to.cats[~rare, 0] > 0).all()
+    again = transform_from_state(transform_to_state(proc, {}), {})
+    assert (again.max_card, again.max_vocab, again.classes_) == (10_000, 3, proc.classes_)

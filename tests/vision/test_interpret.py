@@ -204,3 +204,48 @@ def test_a_vision_learner_shows_its_results_and_interprets_itself(mnist_root):
     interp = learn.interpret()
     assert isinstance(interp, ClassificationInterpretation)
     assert interp.confusion_matrix().sum() == len(dls.valid.dataset)
+
+
+def blank_margins(path: Path) -> dict[str, float]:
+    """The share of the picture's width (left, right) or height (top, bottom) that is empty white border."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(path).convert("L"))
+    rows, cols = np.flatnonzero((pixels < 250).any(1)), np.flatnonzero((pixels < 250).any(0))
+    h, w = pixels.shape
+    return {"left": cols[0] / w, "right": (w - 1 - cols[-1]) / w, "top": rows[0] / h, "bottom": (h - 1 - rows[-1]) / h}
+
+
+def title_boxes(fig) -> list:
+    renderer = fig.canvas.get_renderer()
+    texts = [ax.title for ax in fig.axes] + list(fig.texts)  # the figure's texts hold its suptitle
+    return [t.get_window_extent(renderer) for t in texts if t.get_text()]
+
+
+def test_plot_top_losses_titles_of_long_real_labels_fit_their_cells_without_overlapping(interp, tmp_path):
+    from lamina.vision.models.pretrained import imagenet_classes
+
+    names = sorted(imagenet_classes(), key=len)[-10:]  # 'American Staffordshire terrier', ... as the ten classes
+    named = ClassificationInterpretation(
+        interp.learn, interp.dl, interp.preds, interp.targets, interp.decoded, interp.losses, vocab=names
+    )
+    fig = named.plot_top_losses(9)
+    save(fig, tmp_path / "top_losses.png")
+    losses, idxs = named.top_losses(9)
+    for ax, i, loss in zip(fig.axes, idxs.tolist(), losses.tolist()):  # every word is still there
+        pred, actual = int(named.decoded[i]), int(named.targets[i])
+        shown = ax.get_title().replace("\n", "")
+        assert shown == f"{names[pred]}/{names[actual]}/{loss:.2f}/{float(named.preds[i, pred]):.2f}"
+    boxes = title_boxes(fig)
+    assert len(boxes) == 10
+    overlapping = [(a, b) for a in range(10) for b in range(a + 1, 10) if boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
+    assert all(fig.bbox.x0 <= b.x0 and b.x1 <= fig.bbox.x1 and b.y1 <= fig.bbox.y1 for b in boxes)
+
+
+def test_show_results_fills_its_picture_with_small_margins(digit_learner, tmp_path):
+    fig = show_results(digit_learner, max_n=16)
+    margins = blank_margins(save(fig, tmp_path / "results.png"))
+    assert max(margins.values()) < 0.06, margins
+    boxes = title_boxes(fig)
+    assert len(boxes) == 16 and not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

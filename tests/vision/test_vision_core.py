@@ -262,3 +262,25 @@ def test_load_image_state_round_trips_and_checks_its_class():
 def test_bytes_that_are_not_an_image_name_the_source():
     with pytest.raises(ImageLoadError, match=r"<bytes>: cannot identify"):
         PILImage.create(io.BytesIO(b"xyz").getvalue())
+
+
+@pytest.mark.parametrize("cut", ["truncated", "garbage after a JPEG header"])
+def test_a_file_that_fails_to_decode_is_closed(tmp_path, solar_png, cut):
+    import gc
+
+    if cut == "truncated":
+        bad = _truncated_copy(solar_png, tmp_path / "bad.png")
+    else:
+        bad = tmp_path / "bad.jpg"
+        bad.write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        try:
+            PILImage.create(bad)
+        except ImageLoadError:
+            pass
+        else:
+            pytest.fail(f"{bad.name} decoded without an error")
+        gc.collect()  # an unclosed file object warns when it is collected
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []

@@ -297,3 +297,77 @@ def test_pad_boxes_refuses_items_with_a_label_count_different_from_the_box_count
 def test_boxes_given_as_width_and_height_are_an_error_explaining_the_layout():
     with pytest.raises(ValueError, match=r"box 0 .* has x2 < x1 or y2 < y1"):
         BBoxBlock().type_tfms[0]([[10, 10, 3, 4]])
+
+
+# ---------------------------------------------------------------- unreadable files and images from memory
+
+
+def test_from_folder_with_skip_bad_replaces_a_corrupt_file_by_a_blank_image_and_warns(tmp_path):
+    from lamina.datasets import mnist_digits
+
+    for split in ("train", "valid"):
+        mnist_digits(tmp_path, n=3, split=split, name="{split}/{digit}/{index}.png")
+    good = sorted((tmp_path / "valid" / "7").glob("*.png"))[0]
+    (tmp_path / "valid" / "7" / "zz_broken.png").write_bytes(good.read_bytes()[:100])
+    dls = ImageDataLoaders.from_folder(tmp_path, bs=7, skip_bad=True)
+    with pytest.warns(UserWarning, match=r"zz_broken\.png is unreadable.*blank 28x28 image"):
+        xb, yb = dls.valid.one_batch()
+    assert xb.shape == (7, 3, 28, 28) and [dls.vocab[i] for i in yb.tolist()] == ["3"] * 3 + ["7"] * 4
+    broken = [p.name for p in dls.valid.dataset.items].index("zz_broken.png")
+    assert xb[broken].max() == 0 and all(xb[i].max() > 0.9 for i in range(7) if i != broken)
+
+
+def test_segmentation_from_label_func_passes_skip_bad_to_images_and_masks(tmp_path):
+    from lamina.datasets import mnist_digits
+
+    names = mnist_digits(tmp_path, name="{digit}_{k}.png", mask_name="mask_{digit}_{k}.png")
+    (tmp_path / "mask_3_0.png").write_bytes((tmp_path / "mask_3_0.png").read_bytes()[:60])
+    dls = SegmentationDataLoaders.from_label_func(
+        tmp_path, names, lambda p: p.with_name(f"mask_{p.name}"), valid_pct=0.5, seed=0, bs=8, skip_bad=True
+    )
+    masks = {}
+    with pytest.warns(UserWarning, match=r"mask_3_0\.png is unreadable"):
+        for dl in (dls.train.new(shuffle=False, drop_last=False), dls.valid):
+            _, mb = dl.one_batch()
+            masks.update(zip((p.name for p in dl.dataset.items), mb))
+    assert len(masks) == 8 and all(m.shape == (28, 28) for m in masks.values())
+    assert masks["3_0.png"].max() == 0 and all(m.max() == 1 for name, m in masks.items() if name != "3_0.png")
+
+
+def digit_centres(images: np.ndarray) -> list[list[tuple[float, float]]]:
+    return [[centre_of_mass(a.astype(np.float64))] for a in images]
+
+
+@pytest.mark.parametrize("source", ["array", "tensor", "PIL image", "PNG bytes"])
+def test_image_block_takes_digits_from_memory_as_they_come_from_get_x(mnist, source):
+    arrays = mnist["x_train"][:12]
+    as_source = {
+        "array": lambda a: a,
+        "tensor": torch.from_numpy,
+        "PIL image": Image.fromarray,
+        "PNG bytes": lambda a: png_bytes(a),
+    }[source]
+    items, centres = [as_source(a) for a in arrays], digit_centres(arrays)
+    dblock = DataBlock(
+        blocks=(ImageBlock(PILImageBW), PointBlock), get_x=lambda i: items[i], get_y=lambda i: centres[i],
+        splitter=lambda idx: (list(range(8)), list(range(8, 12))),
+    )  # fmt: skip
+    xb, pb = dblock.dataloaders(list(range(12)), bs=4).valid.one_batch()
+    assert xb.shape == (4, 1, 28, 28) and pb.shape == (4, 1, 2) and pb.img_size == (28, 28)
+    assert torch.equal((xb[:, 0] * 255).round().byte().as_subclass(torch.Tensor), torch.from_numpy(arrays[8:]))
+    assert torch.allclose(pb[:, 0], torch.tensor([c[0] for c in centres[8:]], dtype=torch.float32))
+
+
+def png_bytes(a: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(a).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_item_the_image_block_cannot_read_names_the_item_and_the_sources_it_takes(mnist):
+    rows = [{"pixels": a} for a in mnist["x_train"][:8]]  # get_x forgot to take the array out of the row
+    dblock = DataBlock(blocks=(ImageBlock, PointBlock), get_x=lambda i: rows[i], get_y=lambda i: [(14.0, 14.0)])
+    with pytest.raises(TransformError, match=r"cannot make an image of \{'pixels': array.*\(dict\).*numpy array"):
+        dblock.dataloaders(list(range(8)), bs=2).valid.one_batch()
