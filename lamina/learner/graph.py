@@ -19,6 +19,7 @@ An application registers its builder with :func:`register_graph`; the learner fl
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -132,7 +133,9 @@ def export_graph(learn: Learner, path: str | Path, format: str = "pt2") -> Path:
             "tabular_learner or collab_learner (or load_learner), or register a builder with register_graph"
         )
     graph = _BUILDERS[app](learn)
-    module = graph.module.eval().cpu()
+    # a copy, so the learner's model is left as it is: in eval mode, on the CPU, with no gradients (the graph's
+    # outputs then carry none, and programs need no torch.no_grad())
+    module = copy.deepcopy(graph.module).eval().cpu().requires_grad_(False)
     path = Path(path)
     with torch.no_grad():
         writer = {"pt2": _write_pt2, "torchscript": _write_torchscript, "onnx": _write_onnx}[format]
