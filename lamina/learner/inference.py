@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from lamina.core.tensors import as_plain
 from lamina.learner.metrics import Metric
 from lamina.learner.precision import to_float
-from lamina.learner.recorder import _detach_cpu, _per_item_loss, batch_size
+from lamina.learner.recorder import Gather, batch_size
 
 __all__ = ["Collector", "Gather", "InferenceRun", "Scores"]
 
@@ -88,58 +88,6 @@ class InferenceRun:
             return contextlib.nullcontext()
         p = next(self.model.parameters(), None)
         return torch.autocast(p.device.type if p is not None else "cpu", dtype=self.autocast)
-
-
-class Gather:
-    """Keeps the predictions and targets of an inference pass (and the inputs, per-item losses when asked).
-
-    Args:
-        with_input: keep the inputs too.
-        with_loss: keep the loss of each item too.
-
-    Examples:
-        >>> Gather(with_loss=True).needs_loss
-        True
-    """
-
-    def __init__(self, with_input: bool = False, with_loss: bool = False) -> None:
-        self.with_input, self.with_loss, self.needs_loss = with_input, with_loss, with_loss
-        self._preds: list[Tensor] = []
-        self._targs: list[Tensor] = []
-        self._inps: list[tuple[Tensor, ...]] = []
-        self._losses: list[Tensor] = []
-
-    def after_batch(self, run: InferenceRun) -> None:
-        """Keep this batch's outputs (on the CPU)."""
-        self._preds.append(_detach_cpu(run.pred))
-        if run.yb:
-            self._targs.append(_detach_cpu(run.yb[0]))
-        if self.with_input:
-            self._inps.append(tuple(_detach_cpu(x) for x in run.xb))
-        if self.with_loss and run.yb:
-            self._losses.append(_per_item_loss(run.loss_func, run.pred, run.yb))
-
-    @property
-    def preds(self) -> Tensor:
-        """All predictions, concatenated."""
-        if not self._preds:
-            raise ValueError("no predictions: the loader gave no batch")
-        return torch.cat(self._preds)
-
-    @property
-    def targets(self) -> Tensor | None:
-        """All targets, concatenated (``None`` for unlabelled data)."""
-        return torch.cat(self._targs) if self._targs else None
-
-    @property
-    def inputs(self) -> tuple[Tensor, ...]:
-        """All inputs, concatenated per input position."""
-        return tuple(torch.cat(xs) for xs in zip(*self._inps))
-
-    @property
-    def losses(self) -> Tensor | None:
-        """The loss of each item."""
-        return torch.cat(self._losses) if self._losses else None
 
 
 class Scores:

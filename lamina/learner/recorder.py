@@ -16,7 +16,7 @@ from torch import Tensor
 
 from lamina.learner.callback import Callback
 
-__all__ = ["GatherPreds", "Recorder", "batch_size"]
+__all__ = ["Gather", "GatherPreds", "Recorder", "batch_size"]
 
 
 def batch_size(xb: tuple[Any, ...], yb: tuple[Any, ...]) -> int:
@@ -215,43 +215,41 @@ def _fmt(v: float, i: int, n: int, width: int) -> str:
     return f"{v:>{width}.6f}"
 
 
-class GatherPreds(Callback):
-    """Collects predictions and targets (and inputs, per-item losses when asked) during a validation pass.
+class Gather:
+    """Keeps the predictions and targets of an inference pass (and the inputs, per-item losses when asked).
 
     Args:
         with_input: keep the inputs too.
-        with_loss: compute the per-item loss too.
+        with_loss: keep the loss of each item too.
 
     Examples:
-        >>> GatherPreds(with_input=True).with_input
+        >>> Gather(with_loss=True).needs_loss
         True
     """
 
-    order = 60
-    run_train = False
-
     def __init__(self, with_input: bool = False, with_loss: bool = False) -> None:
-        self.with_input, self.with_loss = with_input, with_loss
-
-    def before_validate(self) -> None:
+        self.with_input, self.with_loss, self.needs_loss = with_input, with_loss, with_loss
         self._preds: list[Tensor] = []
         self._targs: list[Tensor] = []
         self._inps: list[tuple[Tensor, ...]] = []
         self._losses: list[Tensor] = []
 
-    def after_batch(self) -> None:
-        learn = self.learn
-        self._preds.append(_detach_cpu(learn.pred))
-        if learn.yb:
-            self._targs.append(_detach_cpu(learn.yb[0]))
+    def after_batch(self, run: Any) -> None:
+        """Keep the outputs of the batch ``run`` (an inference run or a learner: ``pred``, ``xb``, ``yb``,
+        ``loss_func``) just computed, on the CPU."""
+        self._preds.append(_detach_cpu(run.pred))
+        if run.yb:
+            self._targs.append(_detach_cpu(run.yb[0]))
         if self.with_input:
-            self._inps.append(tuple(_detach_cpu(x) for x in learn.xb))
-        if self.with_loss and learn.yb:
-            self._losses.append(_per_item_loss(learn.loss_func, learn.pred, learn.yb))
+            self._inps.append(tuple(_detach_cpu(x) for x in run.xb))
+        if self.with_loss and run.yb:
+            self._losses.append(_per_item_loss(run.loss_func, run.pred, run.yb))
 
     @property
     def preds(self) -> Tensor:
         """All predictions, concatenated."""
+        if not self._preds:
+            raise ValueError("no predictions: the loader gave no batch")
         return torch.cat(self._preds)
 
     @property
@@ -268,6 +266,29 @@ class GatherPreds(Callback):
     def losses(self) -> Tensor | None:
         """The loss of each item."""
         return torch.cat(self._losses) if self._losses else None
+
+
+class GatherPreds(Callback, Gather):
+    """Collects predictions and targets (and inputs, per-item losses when asked) during a validation pass of a fit;
+    ``preds``, ``targets``, ``inputs`` and ``losses`` as :class:`Gather` gives them.
+
+    Args:
+        with_input: keep the inputs too.
+        with_loss: compute the per-item loss too.
+
+    Examples:
+        >>> GatherPreds(with_input=True).with_input
+        True
+    """
+
+    order = 60
+    run_train = False
+
+    def before_validate(self) -> None:
+        Gather.__init__(self, self.with_input, self.with_loss)  # a fresh collection for each validation pass
+
+    def after_batch(self) -> None:  # type: ignore[override]
+        Gather.after_batch(self, self.learn)
 
 
 def _detach_cpu(t: Any) -> Any:
