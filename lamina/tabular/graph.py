@@ -83,6 +83,12 @@ class TabularGraph(nn.Module):
         return out, out
 
 
+def _processor_of(learn: Any, what: str) -> TabularProcessor:
+    if not isinstance(learn, TabularLearner):
+        raise GraphError(f"only a TabularLearner (tabular_learner, load_learner) {what}")
+    return learn._processor()
+
+
 def _procs(processor: TabularProcessor) -> tuple[Categorify | None, FillMissing | None, Normalize | None]:
     found: dict[type, Any] = {Categorify: None, FillMissing: None, Normalize: None}
     for p in processor.procs:
@@ -118,9 +124,7 @@ def tabular_graph(learn: TabularLearner) -> InferenceGraph:
         ...
         lamina.learner.graph.GraphError: only a TabularLearner ...
     """
-    if not isinstance(learn, TabularLearner):
-        raise GraphError("only a TabularLearner (tabular_learner, load_learner) can be written as a graph")
-    processor = learn._processor()
+    processor = _processor_of(learn, "can be written as a graph")
     cat, fill, norm = _procs(processor)
     flag_columns, flag_codes = _flags(processor, cat, fill)
     kind = processor.target.kind if processor.target is not None else "regression"
@@ -169,9 +173,7 @@ def graph_inputs(learn: TabularLearner, df: pd.DataFrame) -> tuple[Tensor, Tenso
         ...
         lamina.learner.graph.GraphError: only a TabularLearner ...
     """
-    if not isinstance(learn, TabularLearner):
-        raise GraphError("only a TabularLearner (tabular_learner, load_learner) has graph inputs")
-    processor = learn._processor()
+    processor = _processor_of(learn, "has graph inputs")
     cat, _, _ = _procs(processor)
     missing = [c for c in [*processor.cat_names, *processor.cont_names] if c not in df.columns]
     if missing:
