@@ -50,21 +50,27 @@ class RandomSplitter:
     """Put a random ``valid_pct`` of the items in the validation split.
 
     Args:
-        valid_pct: the fraction of items for validation, in (0, 1).
+        valid_pct: the fraction of items for validation, in (0, 1); ``0`` keeps every item for training (the final
+            model, trained on everything: ``fit`` then skips validation).
         seed: makes the split reproducible; ``None`` draws a new split each call.
 
     Examples:
         >>> train, valid = RandomSplitter(valid_pct=0.25, seed=0)(list("abcdefgh"))
         >>> len(train), len(valid), sorted(train + valid) == list(range(8))
         (6, 2, True)
+        >>> RandomSplitter(valid_pct=0)(list("abc"))
+        ([0, 1, 2], [])
     """
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None) -> None:
-        _check_pct("valid_pct", valid_pct, "RandomSplitter")
+        if valid_pct != 0:
+            _check_pct("valid_pct", valid_pct, "RandomSplitter")
         self.valid_pct, self.seed = valid_pct, seed
 
     def __call__(self, items: Sequence[Any]) -> Splits:
         n = len(items)
+        if self.valid_pct == 0:
+            return list(range(n)), []
         n_valid = round(self.valid_pct * n)
         mask = np.zeros(n, dtype=bool)
         mask[np.random.default_rng(self.seed).permutation(n)[:n_valid]] = True

@@ -30,10 +30,20 @@ def test_random_splitter_with_a_seed_is_reproducible_disjoint_and_covers_every_i
     assert RandomSplitter(valid_pct=0.2, seed=8)(items)[1] != valid
 
 
-@pytest.mark.parametrize("pct", [0.0, 1.0, -0.1, 1.5])
+@pytest.mark.parametrize("pct", [1.0, -0.1, 1.5])
 def test_random_splitter_rejects_a_valid_pct_outside_0_1(pct):
     with pytest.raises(ValueError, match=r"valid_pct must be strictly between 0 and 1"):
         RandomSplitter(valid_pct=pct)
+
+
+def test_random_splitter_with_valid_pct_0_keeps_everything_for_training_and_the_loaders_have_no_validation():
+    from lamina.data import Datasets
+
+    items = list(range(40))
+    assert RandomSplitter(valid_pct=0)(items) == (items, [])
+    dsets = Datasets(items, [[lambda i: float(i)], [lambda i: i % 2]], splits=RandomSplitter(valid_pct=0)(items))
+    dls = dsets.dataloaders(bs=8)
+    assert len(dls.loaders) == 1 and len(dls.train.dataset) == 40
 
 
 def test_random_splitter_says_when_the_validation_split_would_be_empty():
