@@ -271,33 +271,33 @@ class Datasets(Sequence[tuple[Any, ...]]):
         return self._fetch(idxs)
 
     def _fetch(self, idxs: Sequence[int]) -> list[tuple[Any, ...]]:
-        items, types = self._fetch_untyped(idxs)
-        if not any(types):
-            return items
-        return [tuple([as_type(v, c) if c is not None else v for v, c in zip(item, types)]) for item in items]
+        columns, types = self._fetch_columns(idxs)
+        typed = [[as_type(v, c) for v in col] if c is not None else col for col, c in zip(columns, types)]
+        return list(zip(*typed))
 
-    def fetch_untyped(self, idxs: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[type | None]]:
-        """The items at ``idxs`` with their elements left untyped, and the semantic type of each element (``None``
-        where the values already carry their types): a loader collates the items and types the batch once.
+    def fetch_columns(self, idxs: Sequence[int]) -> tuple[list[list[Any]], list[type | None]]:
+        """The items at ``idxs`` as columns (one list per element of the tuple) with their values left untyped, and
+        the semantic type of each column (``None`` where the values already carry their types): a loader collates
+        each column and types the batch once.
 
         Examples:
             >>> from lamina.core.tensors import TensorImage
             >>> from lamina.core.transform import Transform
             >>> class ToImage(Transform):
             ...     def encodes(self, x: float) -> TensorImage: return torch.full((1, 2, 2), x)
-            >>> items, types = Datasets([0.0, 1.0], [[ToImage()], [lambda v: int(v)]]).fetch_untyped([1, 0])
-            >>> type(items[0][0]).__name__, [t.__name__ if t else t for t in types]
-            ('Tensor', ['TensorImage', None])
+            >>> (xs, ys), types = Datasets([0.0, 1.0], [[ToImage()], [lambda v: int(v)]]).fetch_columns([1, 0])
+            >>> type(xs[0]).__name__, ys, [t.__name__ if t else t for t in types]
+            ('Tensor', [1, 0], ['TensorImage', None])
         """
         if type(self).__getitem__ is not Datasets.__getitem__:  # a subclass's own __getitem__ says what an item is
-            return [self[i] for i in idxs], [None] * len(self.tls)
-        return self._fetch_untyped(idxs)
+            return [list(col) for col in zip(*[self[i] for i in idxs])], [None] * len(self.tls)
+        return self._fetch_columns(idxs)
 
-    def _fetch_untyped(self, idxs: Sequence[int]) -> tuple[list[tuple[Any, ...]], list[type | None]]:
+    def _fetch_columns(self, idxs: Sequence[int]) -> tuple[list[list[Any]], list[type | None]]:
         tls = self.tls
         items = tls[0].items
         if type(items) is not list or any(tl.items is not items for tl in tls):
-            return [tuple([tl[i] for tl in tls]) for i in idxs], [None] * len(tls)
+            return [[tl[i] for i in idxs] for tl in tls], [None] * len(tls)
         # the hot path: every pipeline reads one list, so each raw item is fetched once; the pipelines run in
         # plain-op mode, entered once for the batch, and leave typing to the caller
         runs = [tl.tfms._untyped for tl in tls]
@@ -324,7 +324,7 @@ class Datasets(Sequence[tuple[Any, ...]]):
             else:  # items of this element have different types: each is typed on its own
                 values[k] = [as_type(v, c) if c is not None else v for v, c in zip(vs, cs)]
                 types.append(None)
-        return list(zip(*values)), types
+        return values, types
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         return (self[i] for i in range(len(self)))

@@ -198,10 +198,8 @@ def _seeded(seed: int | None) -> Iterator[None]:
             gen.set_state(saved[2])
 
 
-def _typed_batch(b: Any, types: list[type | None]) -> Any:
-    """A collated batch of untyped items with each element given its semantic type (see ``Datasets.fetch_untyped``)."""
-    if not isinstance(b, tuple):
-        return as_type(b, types[0]) if types[0] is not None else b
+def _typed_batch(b: tuple[Any, ...], types: list[type | None]) -> tuple[Any, ...]:
+    """A batch collated from untyped columns with each element given its type (see ``Datasets.fetch_columns``)."""
     return tuple([as_type(f, c) if c is not None else f for f, c in zip(b, types)])
 
 
@@ -416,11 +414,11 @@ class DataLoader:
         if self.fast:
             return self.dataset.get_batch(idx)
         with _seeded(seed):
-            untyped = getattr(self.dataset, "fetch_untyped", None)
-            if untyped is not None and self.collate_fn is collate and not self.after_item.fs + self.before_batch.fs:
-                # nothing needs typed items: collate them untyped and give the batch its types once
-                items, types = untyped(idx)
-                return _typed_batch(self._collate(items, idx), types)
+            by_columns = getattr(self.dataset, "fetch_columns", None)
+            if by_columns is not None and self.collate_fn is collate and not self.after_item.fs + self.before_batch.fs:
+                # nothing needs typed items: collate each column untyped and give the batch its types once
+                columns, types = by_columns(idx)
+                return _typed_batch(self._collate_columns(columns, idx), types)
             if hasattr(self.dataset, "__getitems__"):  # the batch-fetch protocol of torch.utils.data
                 items = self.dataset.__getitems__(idx)
             else:
@@ -430,6 +428,13 @@ class DataLoader:
             if len(self.before_batch):
                 items = self.before_batch(items)
             return self._collate(items, idx)
+
+    def _collate_columns(self, columns: list[list[Any]], idx: Sequence[int]) -> tuple[Any, ...]:
+        try:
+            return tuple([_collate_field(col, None, f"element {j}") for j, col in enumerate(columns)])
+        except CollateError as e:
+            a, b = e.positions
+            raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None
 
     def _collate(self, items: list[Any], idx: Sequence[int]) -> Any:
         try:
