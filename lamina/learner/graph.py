@@ -71,6 +71,13 @@ class InferenceGraph:
         info: application facts for the JSON file (``app``, ``kind``, ``labels``...).
         model_attr: the attribute of ``module`` holding the learner's model, traced on its own for TorchScript
             (models need not be scriptable; the code around them is written to be).
+
+    Examples:
+        >>> g = InferenceGraph(torch.nn.Identity(), (torch.zeros(2, 3),),
+        ...                    [{"name": "x", "dtype": "float32", "shape": ["N", 3], "description": "features"}],
+        ...                    [{"name": "y", "dtype": "float32", "shape": ["N", 3], "description": "the same"}])
+        >>> g.dynamic_shapes() == ({0: torch.export.Dim.DYNAMIC},)
+        True
     """
 
     module: nn.Module
