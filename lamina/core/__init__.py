@@ -37,7 +37,7 @@ from lamina.core.transform import (
     transform_from_state,
     transform_to_state,
 )
-from lamina.core.utils import describe_item, listify, map_tensors, to_device
+from lamina.core.utils import describe_item, listify, map_tensors, set_seed, to_device
 
 __all__ = [
     "Category",
@@ -75,6 +75,7 @@ __all__ = [
     "registered_transforms",
     "retain_type",
     "retype",
+    "set_seed",
     "setups",
     "show_any",
     "show_boxes",

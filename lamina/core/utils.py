@@ -5,15 +5,58 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["atomic_write", "describe_item", "listify", "map_tensors", "remove_stale_temporaries", "to_device"]
+__all__ = [
+    "atomic_write",
+    "describe_item",
+    "listify",
+    "map_tensors",
+    "remove_stale_temporaries",
+    "set_seed",
+    "to_device",
+]
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed every random generator lamina and torch draw from: Python's ``random``, numpy's global generator, torch's
+    CPU generator and every CUDA device's. Loaders without a ``seed`` of their own draw their shuffling and their
+    batches' seeds from torch's generator, so a whole training run follows.
+
+    With ``deterministic``, torch also uses deterministic algorithms only (``torch.use_deterministic_algorithms``,
+    cuDNN's deterministic mode, no cuDNN benchmarking; and ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` unless it is set,
+    which cuBLAS needs for it): the same seed then gives the same weights on a GPU too, usually a little slower. An
+    operation with no deterministic implementation then raises. Without it, those settings are left as they are.
+
+    Args:
+        seed: a non-negative integer.
+        deterministic: also switch torch to deterministic algorithms.
+
+    Examples:
+        >>> set_seed(3)
+        >>> first = (random.random(), float(np.random.rand()), torch.rand(2).tolist())
+        >>> set_seed(3)
+        >>> first == (random.random(), float(np.random.rand()), torch.rand(2).tolist())
+        True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))  # seeds every CUDA device as well
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
 
 
 def listify(o: Any) -> list[Any]:

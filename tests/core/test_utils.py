@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from lamina.core.utils import atomic_write
 
@@ -83,3 +84,43 @@ def test_a_saved_file_gets_the_permissions_a_plain_open_gives_under_the_umask(tm
         os.umask(old)
     assert (tmp_path / "saved.bin").stat().st_mode & 0o777 == mode
     assert (tmp_path / "plain.bin").stat().st_mode & 0o777 == mode
+
+
+def _seeded_training(seed: int) -> list[torch.Tensor]:
+    """A few shuffled batches of real MNIST digits through a model with dropout, after set_seed(seed)."""
+    from lamina.core.utils import set_seed
+    from lamina.data import DataLoader, DataLoaders, mnist_sample_arrays
+    from lamina.learner import Learner
+
+    set_seed(seed)
+    d = mnist_sample_arrays()
+    x = torch.from_numpy(d["x_train"][:256]).float().div(255).flatten(1)
+    y = torch.from_numpy(d["y_train"][:256]).long()
+    dls = DataLoaders(DataLoader((x[:192], y[:192]), bs=32, shuffle=True), DataLoader((x[192:], y[192:]), bs=64))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 32), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(32, 10)
+    )
+    learn = Learner(dls, model, loss_func=torch.nn.CrossEntropyLoss(), show_progress=False, logger=None)
+    learn.fit(1, 1e-2)
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_the_same_seed_trains_the_same_weights_and_another_seed_does_not():
+    first, again, other = _seeded_training(7), _seeded_training(7), _seeded_training(8)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+
+def test_set_seed_deterministic_switches_torch_to_deterministic_algorithms_and_a_bad_seed_is_refused():
+    from lamina.core.utils import set_seed
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        set_seed(0, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(before)
+        torch.backends.cudnn.deterministic = False
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            set_seed(bad)
