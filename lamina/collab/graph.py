@@ -4,8 +4,6 @@ Indices are positions in the learner's vocabularies (``learn.dls.classes``; 0 is
 unknown users and items), which the graph's JSON lists; the model's ``y_range`` is inside the graph.
 """
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
@@ -36,10 +34,6 @@ class CollabGraph(nn.Module):
         return self.model(torch.stack([users, items], 1))
 
 
-def _json(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v if isinstance(v, (int, float, str, bool)) else str(v)
-
-
 def collab_graph(learn: CollabLearner) -> InferenceGraph:
     """The :class:`~lamina.learner.graph.InferenceGraph` of a collab learner.
 
@@ -52,8 +46,7 @@ def collab_graph(learn: CollabLearner) -> InferenceGraph:
     if not isinstance(learn, CollabLearner):
         raise GraphError("only a CollabLearner (collab_learner, load_learner) can be written as a graph")
     model = learn.collab_model
-    classes = model.classes or {}
-    vocab = {k: [_json(v) for v in names] for k, names in classes.items()}
+    vocab = model.classes or {}
     return InferenceGraph(
         module=CollabGraph(model),
         example_inputs=(torch.tensor([1, 2, 1]), torch.tensor([1, 1, 2])),

@@ -198,6 +198,12 @@ def _seeded(seed: int | None) -> Iterator[None]:
             gen.set_state(saved[2])
 
 
+def _collate_columns(columns: list[list[Any]]) -> tuple[Any, ...]:
+    """A batch from the columns of its items (see ``Datasets.fetch_columns``), each collated as :func:`collate`
+    collates one element of the items."""
+    return tuple([_collate_field(col, None, f"element {j}") for j, col in enumerate(columns)])
+
+
 def _typed_batch(b: tuple[Any, ...], types: list[type | None]) -> tuple[Any, ...]:
     """A batch collated from untyped columns with each element given its type (see ``Datasets.fetch_columns``)."""
     return tuple([as_type(f, c) if c is not None else f for f, c in zip(b, types)])
@@ -418,7 +424,7 @@ class DataLoader:
             if by_columns is not None and self.collate_fn is collate and not self.after_item.fs + self.before_batch.fs:
                 # nothing needs typed items: collate each column untyped and give the batch its types once
                 columns, types = by_columns(idx)
-                return _typed_batch(self._collate_columns(columns, idx), types)
+                return _typed_batch(self._collate(lambda: _collate_columns(columns), idx), types)
             if hasattr(self.dataset, "__getitems__"):  # the batch-fetch protocol of torch.utils.data
                 items = self.dataset.__getitems__(idx)
             else:
@@ -427,18 +433,12 @@ class DataLoader:
                 items = self._after_item(idx, items)
             if len(self.before_batch):
                 items = self.before_batch(items)
-            return self._collate(items, idx)
+            return self._collate(lambda: self.collate_fn(items), idx)
 
-    def _collate_columns(self, columns: list[list[Any]], idx: Sequence[int]) -> tuple[Any, ...]:
+    def _collate(self, make_batch: Callable[[], Any], idx: Sequence[int]) -> Any:
+        """``make_batch()``, a collate error naming the dataset items it is about."""
         try:
-            return tuple([_collate_field(col, None, f"element {j}") for j, col in enumerate(columns)])
-        except CollateError as e:
-            a, b = e.positions
-            raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None
-
-    def _collate(self, items: list[Any], idx: Sequence[int]) -> Any:
-        try:
-            return self.collate_fn(items)
+            return make_batch()
         except CollateError as e:
             a, b = e.positions
             raise CollateError(f"cannot collate dataset items {idx[a]} and {idx[b]}: {e}", e.positions) from None

@@ -149,7 +149,7 @@ def export_graph(learn: Learner, path: str | Path, format: str = "pt2") -> Path:
         writer(graph, module, path)
     description = graph_description(graph, format)
     with atomic_write(Path(f"{path}.json")) as tmp:
-        tmp.write_text(json.dumps(description, indent=2))
+        tmp.write_text(json.dumps(description, indent=2, default=_json_default))
     return path
 
 
@@ -176,6 +176,11 @@ def graph_description(graph: InferenceGraph, format: str) -> dict[str, Any]:
         "inputs": graph.inputs,
         "outputs": graph.outputs,
     }
+
+
+def _json_default(value: Any) -> Any:
+    """Labels of any kind in the JSON description: numpy scalars as Python values, anything else as its text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def _write_pt2(graph: InferenceGraph, module: nn.Module, path: Path) -> None:

@@ -144,20 +144,14 @@ def tabular_graph(learn: TabularLearner) -> InferenceGraph:
         example_inputs=example,
         inputs=[{"name": "cats", "dtype": "int64", "shape": ["N", n_cat], "columns": processor.cat_names,
                  "description": "category codes (0: unknown or missing), in the order of `columns`",
-                 "codes": {c: [_json(v) for v in cat.classes_[c]] for c in processor.cat_names} if cat else {}},
+                 "codes": {c: list(cat.classes_[c]) for c in processor.cat_names} if cat else {}},
                 {"name": "conts", "dtype": "float32", "shape": ["N", n_cont], "columns": processor.cont_names,
                  "description": "raw continuous values, NaN where missing, in the order of `columns`"}],
         outputs=[{"name": "preds", "dtype": "float32", "shape": ["N", n_out], "description": "the activated outputs"},
                  {"name": "index", "dtype": index[0], "shape": index[1], "description": index[2]}],
-        info={"app": "tabular", "kind": kind, "labels": [_json(v) for v in vocab] if vocab else None,
+        info={"app": "tabular", "kind": kind, "labels": list(vocab) if vocab else None,
               "targets": processor.y_names},
     )  # fmt: skip
-
-
-def _json(v: Any) -> Any:
-    return (
-        v.item() if isinstance(v, np.generic) else v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-    )
 
 
 def graph_inputs(learn: TabularLearner, df: pd.DataFrame) -> tuple[Tensor, Tensor]:

@@ -163,17 +163,15 @@ class VisionPreprocess(nn.Module):
             h, w = x.shape[2], x.shape[3]
             height, width = self._window(h, w)
             top, left = (h - height) // 2, (w - width) // 2
-            if not self.pil or self.window in ("pad", "fixed"):  # windows that may reach outside the image
-                padded = self._crop_pad_resize(x, top, left, height, width)
-                if not self.pil:
-                    x = padded
-                else:  # Pillow resizes a window inside the image; one reaching outside goes the tensor way
-                    box = [_as_float(top), _as_float(left), _as_float(height), _as_float(width)]
-                    inside = (box[0] >= 0) & (box[1] >= 0) & (box[0] + box[2] <= h) & (box[1] + box[3] <= w)
-                    x = torch.where(inside, pil_resize(x, box, self.out_h, self.out_w), padded)
+            if not self.pil:
+                x = self._crop_pad_resize(x, top, left, height, width)
             else:
                 box = [_as_float(top), _as_float(left), _as_float(height), _as_float(width)]
-                x = pil_resize(x, box, self.out_h, self.out_w)
+                resized = pil_resize(x, box, self.out_h, self.out_w)
+                if self.window in ("pad", "fixed"):  # Pillow resizes a window inside the image, the tensor path
+                    inside = (box[0] >= 0) & (box[1] >= 0) & (box[0] + box[2] <= h) & (box[1] + box[3] <= w)
+                    resized = torch.where(inside, resized, self._crop_pad_resize(x, top, left, height, width))
+                x = resized
         x = x.float() / self.div
         if self.normalize:
             x = (x - self.mean) / self.std
