@@ -470,9 +470,10 @@ class Pipeline:
     How an item goes through: for each input type the pipeline resolves a route once, from the methods dispatch
     picks and their return annotations (the rule of :func:`_typed_result`, applied ahead). Along the route values
     travel as plain tensors and each step's ``encodes`` is called directly; the result gets its semantic type once,
-    at the end (``pipe(x)``), or a loader gives the whole collated batch its type (:meth:`run_untyped`). A value that
-    leaves the route (a result of another type than resolved, a tensor carrying metadata such as ``img_size``, a
-    step with its own ``__call__`` or one mapped over a tuple) goes on step by step with its semantic type.
+    at the end (``pipe(x)``), or a loader gives the whole collated batch its type (:meth:`run_untyped`, through
+    ``Datasets.fetch_columns``). A value leaves the route and goes on step by step with its semantic type at a result
+    of another type than resolved, a tensor carrying metadata such as ``img_size``, a step with its own ``__call__``
+    or one mapped over a tuple, or a typed input going into a step whose result is not a tensor (it may hold it).
 
     Args:
         funcs: transforms, transform classes (instantiated with no arguments) or plain functions.
