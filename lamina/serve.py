@@ -5,8 +5,9 @@ A thin layer over the public API: :func:`~lamina.learner.load_learner` rebuilds 
 ``max_wait_ms`` for more after the first), runs them through the model as one batch, and answers each. An image
 model runs its batches through its graph form (:func:`lamina.vision.graph.vision_graph`: the validation resize, crop
 and normalization as tensor code, the same that ``export_graph`` writes), images of one size stacked together;
-other models, and preprocessing with no graph form, through ``learn.dls.test_dl(items)`` + ``learn.get_preds``. ``POST /predict`` takes an image upload (vision), a JSON row (tabular) or a JSON
-``{"user": ..., "item": ...}`` (collab); ``GET /health`` describes the model; ``GET /`` is a one-page web UI.
+other models, and preprocessing with no graph form, through ``learn.dls.test_dl(items)`` + ``learn.get_preds``.
+``POST /predict`` takes an image upload (vision), a JSON row (tabular) or a JSON ``{"user": ..., "item": ...}``
+(collab); ``GET /health`` describes the model; ``GET /`` is a one-page web UI.
 
 FastAPI and uvicorn are imported inside the functions that need them, so ``import lamina`` stays light. (No
 ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations, which name its own classes.)
