@@ -201,11 +201,12 @@ def save_checkpoint(learn: Learner, file: str | Path, epoch_done: bool, rank: in
         "rng": _encode(rng_state(), "rng", tensors),
     }  # fmt: skip
     if rank == 0:
-        grads = {n: p.grad for n, p in learn.model.named_parameters() if p.grad is not None}
+        model = _bare(learn.model)
+        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
         spec.update(
             learner={"n_epoch": learn.n_epoch, "train_batches": len(learn.dls.train), "n_loaders": len(learn.dls),
                      "train_iter": learn.train_iter, "pct_train": learn.pct_train},
-            model=_encode(learn.model.state_dict(), "model", tensors),
+            model=_encode(model.state_dict(), "model", tensors),
             opt=_encode(learn.opt.state_dict(), "opt", tensors) if learn.opt is not None else None,
             grads=_encode(grads, "grads", tensors),
             callbacks={name: _encode(s, f"callbacks/{name}", tensors) for name, s in _callback_states(learn).items()},
@@ -214,11 +215,17 @@ def save_checkpoint(learn: Learner, file: str | Path, epoch_done: bool, rank: in
 
 
 def _write(file: Path, spec: dict[str, Any], tensors: dict[str, Tensor]) -> Path:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
+    data = save(_storable(tensors), metadata={"lamina": json.dumps(spec)})
     with atomic_write(file) as tmp:
-        save_file(_storable(tensors), str(tmp), metadata={"lamina": json.dumps(spec)})
+        tmp.write_bytes(data)  # into atomic_write's file, which has the permissions a plain open gives
     return file
+
+
+def _bare(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a ``DistributedDataParallel`` wrapper (checkpoints hold the bare model's keys)."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _stateful(learn: Learner) -> dict[str, Callback]:
@@ -379,7 +386,7 @@ def _check_fit(learn: Learner, spec: dict[str, Any], world_size: int, file: Path
             f"{file} holds the state of callbacks {sorted(theirs)} but this fit's callbacks with a state are "
             f"{sorted(own)}: {fix}"
         )
-    problems = _model_problems(learn.model, spec["model"])
+    problems = _model_problems(_bare(learn.model), spec["model"])
     if problems:
         raise CheckpointError(f"{file} does not fit this model: {'; '.join(problems)}. Nothing was loaded: {fix}")
 
@@ -410,7 +417,10 @@ class Resume(Callback):
     def before_fit(self) -> None:
         rank, world_size = _rank_and_world()
         spec, tensors = read_checkpoint(self.file)
-        _check_fit(self.learn, spec, world_size, self.file)
+        try:
+            _check_fit(self.learn, spec, world_size, self.file)
+        except (KeyError, TypeError) as e:
+            raise _unreadable(self.file, f"its description lacks {e}: not the main file of a checkpoint") from None
         if not spec["position"]["epoch"] <= self.learn.n_epoch:
             raise CheckpointError(f"{self.file}: its position {spec['position']} is past the fit's end")
         own = spec  # this rank's generators and loader positions
@@ -441,11 +451,12 @@ class Resume(Callback):
                 stateful[name].load_state_dict(_decode(state, tensors))  # type: ignore[attr-defined]
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.file}: callback {name!r} cannot take its saved state: {e}") from e
-        learn.model.load_state_dict(_decode(spec["model"], tensors))
+        model = _bare(learn.model)
+        model.load_state_dict(_decode(spec["model"], tensors))
         if learn.opt is not None and spec["opt"] is not None:
             learn.opt.load_state_dict(_decode(spec["opt"], tensors))
         grads = _decode(spec["grads"], tensors)
-        for name, p in learn.model.named_parameters():
+        for name, p in model.named_parameters():
             p.grad = grads[name].to(p.device, p.dtype) if name in grads else None
         learn.train_iter, learn.pct_train = spec["learner"]["train_iter"], spec["learner"]["pct_train"]
         for dl, state in zip(learn.dls.loaders, own["loaders"]):

@@ -96,6 +96,8 @@ class Recorder(Callback):
         self.values, self.iters = [list(v) for v in state["values"]], list(state["iters"])
         self.last_valid, self._train_loss = list(state["last_valid"]), float(state["train_loss"])
         losses = state["batch_losses"]
+        if losses is not None and getattr(self, "learn", None) is not None:  # where this epoch's other losses will be
+            losses = losses.to(next(self.learn.model.parameters(), torch.empty(0)).device)
         self._batch_losses, self._sizes = (list(losses.unbind()) if losses is not None else []), list(state["sizes"])
 
     def names(self) -> list[str]:

@@ -164,6 +164,15 @@ def test_every_fit_method_resumes_a_crashed_fit_exactly(mnist, tmp_path, method)
     assert all(torch.equal(resumed[k], whole[k]) for k in whole)
 
 
+def test_fine_tune_cut_in_its_frozen_phase_resumes_there_then_runs_the_unfrozen_phase(mnist, tmp_path):
+    def fine_tune(learn, cbs, resume):
+        learn.fine_tune(1, 1e-2, freeze_epochs=1, cbs=cbs, resume=resume)
+
+    resumed, whole, trained, all_batches = crash_and_resume(mnist, tmp_path, fine_tune, 3, every_n_batches=2)
+    assert trained == all_batches[2:] and len(all_batches) == 10  # the frozen fit from its batch 2, then all
+    assert all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+
 def test_resume_at_an_epoch_end_checkpoint_with_the_loader_order_from_torchs_rng(mnist, tmp_path):
     resumed, whole, trained, all_batches = crash_and_resume(mnist, tmp_path, FITS["fit"], 7, loader_seed=None)
     assert trained == all_batches[5:] and trained[0] == (1, 0)
@@ -250,6 +259,14 @@ def test_a_checkpoint_of_another_fit_is_refused_naming_the_file_and_what_differs
         learn.fit_one_cycle(change.get("n_epoch", 1), change.get("lr", 1e-2), cbs=cbs, resume=file)
     assert str(file) in str(caught.value) and "resume" in str(caught.value)
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())  # nothing was loaded
+
+
+def test_a_rank_side_file_is_not_taken_for_a_checkpoint(mnist, tmp_path):
+    learn = make_learner(mnist, tmp_path)
+    learn.fit(1, 1e-2)
+    side = save_checkpoint(learn, tmp_path / "checkpoint_000001.ckpt", epoch_done=True, rank=1, world_size=2)
+    with pytest.raises(CheckpointError, match=r"rank1\.ckpt is not a readable .* not the main file"):
+        make_learner(mnist, tmp_path).fit(1, 1e-2, resume=side)
 
 
 def test_a_fit_checkpoint_cannot_resume_fit_one_cycle_nor_the_reverse(mnist, tmp_path):
