@@ -41,6 +41,9 @@ from lamina.callbacks.training import (
     GradientClip,
     frozen_norm_layers,
 )
+from lamina.learner.checkpoint import (
+    Checkpoint,
+)
 from lamina.learner.precision import (
     ChannelsLast,
     MixedPrecision,
@@ -74,6 +77,7 @@ __all__ = [
     "BnFreeze",
     "CSVLogger",
     "ChannelsLast",
+    "Checkpoint",
     "CutMix",
     "EarlyStoppingCallback",
     "GradientAccumulation",
