@@ -131,11 +131,12 @@ class ExperimentLogger(Callback):
 
     # ----- events --------------------------------------------------------------------------------------------------
     def before_fit(self) -> None:
-        self._active = not any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
-        if not self._active:
+        self._active = False  # a run that failed to open is not closed
+        if any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
             return
         self.step, self._lrs = 0, []
         self._open({**fit_params(self.learn), **self.params})
+        self._active = True
 
     def after_batch(self) -> None:
         learn = self.learn

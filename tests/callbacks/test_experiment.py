@@ -5,6 +5,7 @@ per-epoch losses and metrics exactly as the Recorder saw them, the loss plot and
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -159,6 +160,16 @@ def wandb_records(path) -> list:
     return records
 
 
+def finished_run_records(path, timeout: float = 60.0) -> list:
+    """The records of a finished run: wandb's service process may still be writing the file when ``finish`` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = wandb_records(path)
+        if any(r.HasField("exit") for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 def test_an_offline_wandb_run_writes_config_every_batch_loss_epoch_metrics_the_plot_and_the_model(tmp_path):
     wandb = pytest.importorskip("wandb", reason="skipped: wandb is not installed (pip install lamina[wandb])")
     learn = iris_learner(tmp_path)
@@ -166,7 +177,7 @@ def test_an_offline_wandb_run_writes_config_every_batch_loss_epoch_metrics_the_p
     callback = WandbCallback(project="iris", mode="offline", dir=str(tmp_path), settings=settings)
     learn.fit_one_cycle(2, 1e-2, cbs=[callback])
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
-    records = wandb_records(next(run_dir.glob("run-*.wandb")))
+    records = finished_run_records(next(run_dir.glob("run-*.wandb")))
     configs = [r.run.config for r in records if r.HasField("run")] + [r.config for r in records if r.HasField("config")]
     config = {i.key: json.loads(i.value_json) for c in configs for i in c.update}
     assert config["bs"] == 32 and config["epochs"] == 2 and config["lr"] == pytest.approx(1e-2)
