@@ -41,6 +41,7 @@ class CSVLogger(Callback):
     """
 
     order = 60
+    main_process_only = True
     run_after = (Recorder,)
 
     def __init__(self, fname: str | Path = "history.csv", append: bool = False) -> None:
@@ -133,6 +134,7 @@ class TensorBoardCallback(Callback):
     """
 
     order = 60
+    main_process_only = True
     run_after = (Recorder,)
     run_valid = False
 
@@ -247,6 +249,7 @@ class ShowGraphCallback(Callback):
     """
 
     order = 65
+    main_process_only = True
     run_after = (Recorder,)
 
     def __init__(self) -> None:

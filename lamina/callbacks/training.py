@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -9,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from lamina.learner.callback import Callback, CancelBatchException, TrainEvalCallback
+from lamina.learner.distributed import items_in_batch, skip_grad_sync
 from lamina.learner.precision import MixedPrecision
-from lamina.learner.recorder import batch_size
 
 __all__ = ["BnFreeze", "GradientAccumulation", "GradientClip", "frozen_norm_layers"]
 
@@ -54,6 +55,9 @@ class GradientAccumulation(Callback):
     When the batches do not divide ``n_acc`` the gradients are rescaled before the step to stay a mean. Items left
     over when ``fit`` ends are not stepped on.
 
+    Under distributed training items are counted across all ranks (a batch is the global batch), and the backward
+    passes that do not end in a step do not synchronise gradients (DDP's ``no_sync``): only the last one does.
+
     Args:
         n_acc: items to accumulate before each step.
 
@@ -73,6 +77,7 @@ class GradientAccumulation(Callback):
         self.n_acc, self.count = n_acc, 0
         self._loss: Tensor | None = None
         self._scaled: Tensor | None = None
+        self._no_sync = contextlib.ExitStack()
 
     def before_fit(self) -> None:
         self.count = 0
@@ -87,10 +92,20 @@ class GradientAccumulation(Callback):
         """Restore what ``state_dict`` returned."""
         self.count = state["count"]
 
+    def before_batch(self) -> None:
+        if self.count + items_in_batch(self.learn) < self.n_acc:  # no step after this batch: keep gradients local
+            self._no_sync.enter_context(skip_grad_sync(self.learn.model))
+
+    def after_batch(self) -> None:
+        self._no_sync.close()
+
+    def after_fit(self) -> None:
+        self._no_sync.close()
+
     def before_backward(self) -> None:
         learn = self.learn
         self._loss = learn.loss
-        self._scaled = learn.loss = learn.loss * (batch_size(learn.xb, learn.yb) / self.n_acc)
+        self._scaled = learn.loss = learn.loss * (items_in_batch(learn) / self.n_acc)
 
     def after_backward(self) -> None:
         learn = self.learn
@@ -98,7 +113,7 @@ class GradientAccumulation(Callback):
         self._loss = self._scaled = None
         if loss is not None and learn.loss is scaled:
             learn.loss = loss
-        self.count += batch_size(learn.xb, learn.yb)
+        self.count += items_in_batch(learn)
         if self.count < self.n_acc:
             raise CancelBatchException()  # no step and no zero_grad: the gradients keep accumulating
         if self.count != self.n_acc:

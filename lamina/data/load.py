@@ -32,7 +32,7 @@ from lamina.core.transform import Pipeline, Transform, TransformError, as_type, 
 from lamina.core.utils import describe_item, to_device
 from lamina.data.cache import AUTO_CACHE_BYTES, ItemCache, random_step
 
-__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate", "default_device"]
+__all__ = ["CollateError", "DataLoader", "DataLoaders", "TensorSource", "collate", "default_device", "shard_bounds"]
 
 
 class CollateError(ValueError):
@@ -113,6 +113,28 @@ def collate(items: Sequence[Any], pad_value: float | None = None) -> Any:
                 f"batch item {k} is {describe_item(items[k])} but batch item 0 has {len(first)} elements", (0, k)
             )
     return tuple([_collate_field(list(col), pad_value, f"element {j}") for j, col in enumerate(zip(*items))])
+
+
+def shard_bounds(n_items: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Where ``rank``'s piece of a global batch of ``n_items`` starts and stops: ``world_size`` contiguous pieces in
+    rank order, as even as possible (the first ``n_items % world_size`` ranks take one item more).
+
+    A full global batch of ``world_size * bs`` items gives every rank ``bs``; only a last, incomplete one is uneven.
+
+    Args:
+        n_items: items in the global batch.
+        rank: this process's rank.
+        world_size: number of processes.
+
+    Examples:
+        >>> [shard_bounds(8, r, 2) for r in range(2)], [shard_bounds(5, r, 2) for r in range(2)]
+        ([(0, 4), (4, 8)], [(0, 3), (3, 5)])
+        >>> shard_bounds(1, 1, 2)  # an empty piece
+        (1, 1)
+    """
+    base, extra = divmod(n_items, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + int(rank < extra)
 
 
 def default_device(device: torch.device | str | None = None) -> torch.device:
@@ -343,6 +365,7 @@ class DataLoader:
         self.epoch = 0
         self._position: dict[str, Any] = {"epoch": 0, "batch": 0, "order_seed": None}
         self._resume_at: dict[str, Any] | None = None
+        self.rank, self.world_size = 0, 1  # see `shard`
         self._sampler = _EpochSampler()
         self._loader: torch.utils.data.DataLoader | None = None
         if do_setup:
@@ -379,8 +402,31 @@ class DataLoader:
         return ItemCache(len(self.dataset))
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.bs if self.drop_last else math.ceil(n / self.bs)
+        n, global_bs = len(self.dataset), self.bs * self.world_size
+        return n // global_bs if self.drop_last else math.ceil(n / global_bs)
+
+    def shard(self, rank: int, world_size: int) -> DataLoader:
+        """Make this loader (in place) yield only ``rank``'s piece of each global batch; returns it.
+
+        The epoch's order is the one a single process makes; global batch ``k`` is its items
+        ``[k * world_size * bs, (k + 1) * world_size * bs)`` and is cut by :func:`shard_bounds`, so the ranks together
+        see every item once, in that order. A rank whose piece of a last, incomplete batch is empty gets that batch's
+        last item instead (every rank makes the same number of batches; ``lamina.learner.distributed`` gives the
+        repeat no weight in training and drops it when gathering). ``shard(0, 1)`` undoes it.
+
+        Args:
+            rank: this process's rank, ``0 <= rank < world_size``.
+            world_size: number of processes.
+
+        Examples:
+            >>> dl = DataLoader(torch.arange(10), bs=2).shard(1, 2)
+            >>> [xb.tolist() for (xb,) in dl]
+            [[2, 3], [6, 7], [9]]
+        """
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        self.rank, self.world_size = rank, world_size
+        return self
 
     def _order_seed(self) -> int:
         """The seed of the current epoch's order and batch seeds: ``seed + epoch``, or drawn from torch's RNG."""
@@ -399,12 +445,15 @@ class DataLoader:
         order = torch.randperm(n, generator=g) if self.shuffle else None
         base = None if fast else int(torch.randint(0, 2**31, (1,), generator=g).item())
         descs: list[tuple[Any, int | None]] = []
+        global_bs, ranks = bs * self.world_size, self.world_size
         for k in range(len(self)):
-            lo, hi = k * bs, min((k + 1) * bs, n)
+            lo, hi = k * global_bs, min((k + 1) * global_bs, n)
+            start, stop = shard_bounds(hi - lo, self.rank, ranks)
+            lo, hi = (lo + start, lo + stop) if stop > start else (hi - 1, hi)  # an empty piece: the last item again
             idx: Any = slice(lo, hi) if order is None else order[lo:hi]
             if not fast:
                 idx = list(range(lo, hi)) if order is None else idx.tolist()
-            descs.append((idx, None if base is None else base + k))
+            descs.append((idx, None if base is None else base + k * ranks + self.rank))
         return descs
 
     def _after_item(self, idx: Sequence[int], items: list[Any]) -> list[Any]:

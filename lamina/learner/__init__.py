@@ -27,6 +27,7 @@ from lamina.learner.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from lamina.learner.distributed import DistributedCallback, is_main_process, launch
 from lamina.learner.export import EXPORT_FORMAT, ExportError, export_learner, load_learner, read_export, register_app
 from lamina.learner.learner import Learner, atomic_save, default_loss_func, is_norm_or_bias, trainable_params
 from lamina.learner.losses import (
@@ -96,6 +97,7 @@ __all__ = [
     "Dice",
     "DiceLoss",
     "DiceMulti",
+    "DistributedCallback",
     "ExplainedVariance",
     "ExportError",
     "F1Score",
@@ -132,8 +134,10 @@ __all__ = [
     "find_checkpoint",
     "focal_loss",
     "foreground_acc",
+    "is_main_process",
     "is_norm_or_bias",
     "label_smoothing_cross_entropy",
+    "launch",
     "load_learner",
     "mae",
     "mse",

@@ -118,7 +118,9 @@ class Callback:
     """Base class of callbacks: implement any event methods; reach the learner as ``self.learn``.
 
     Class attributes: ``order`` (lower runs first), ``run_before`` / ``run_after`` (callback classes or names this
-    one must run before / after), ``run_train`` / ``run_valid`` (whether batch events fire in each phase).
+    one must run before / after), ``run_train`` / ``run_valid`` (whether batch events fire in each phase),
+    ``main_process_only`` (under distributed training, fire on rank 0 only: progress bars, loggers, file writers;
+    such a callback must not take part in collective operations).
 
     Training state (the checkpoint contract): a callback that holds state a resumed fit needs (a best value, a
     counter, a generator) defines ``state_dict() -> dict`` and ``load_state_dict(state)``. The dict holds tensors,
@@ -155,6 +157,7 @@ class Callback:
     run_after: ClassVar[Sequence[type | str]] = ()
     run_train: bool = True
     run_valid: bool = True
+    main_process_only: ClassVar[bool] = False
     learn: Learner
 
     @property

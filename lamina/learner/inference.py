@@ -42,6 +42,8 @@ class InferenceRun:
         n_inp: how many leading batch elements are inputs.
         collectors: called after every batch (see :class:`Gather`, :class:`Scores`).
         autocast: run the forward pass and loss under ``torch.autocast`` in this dtype (``None``: no autocast).
+        sync: ``sync(k, (xb, pred, yb))`` replaces batch ``k``'s inputs, predictions and targets before the loss
+            (distributed inference gathers every rank's piece there); ``None``: nothing.
 
     Examples:
         >>> gather = Gather()
@@ -58,9 +60,10 @@ class InferenceRun:
         n_inp: int,
         collectors: Sequence[Collector],
         autocast: torch.dtype | None = None,
+        sync: Callable[[int, Any], Any] | None = None,
     ) -> None:
         self.model, self.loss_func, self.n_inp = model, loss_func, n_inp
-        self.collectors, self.autocast = list(collectors), autocast
+        self.collectors, self.autocast, self.sync = list(collectors), autocast, sync
         self.xb: tuple[Any, ...] = ()
         self.yb: tuple[Any, ...] = ()
         self.pred: Any = None
@@ -72,11 +75,13 @@ class InferenceRun:
             self.model.eval()
         needs_loss = any(c.needs_loss for c in self.collectors)
         with torch.no_grad():
-            for batch in batches:
+            for k, batch in enumerate(batches):
                 b = as_plain(batch)
                 self.xb, self.yb = (b[: self.n_inp], b[self.n_inp :]) if isinstance(b, tuple) else ((b,), ())
                 with self._autocast():
                     self.pred = self.model(*self.xb)
+                    if self.sync is not None:
+                        self.xb, self.pred, self.yb = self.sync(k, (self.xb, self.pred, self.yb))
                     self.loss = self.loss_func(self.pred, *self.yb) if needs_loss and self.yb else None
                 if self.autocast is not None:
                     self.pred = to_float(self.pred)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from lamina.core.tensors import TensorCategory, TensorMultiCategory, as_plain, retain_type
 from lamina.core.utils import atomic_write, listify
 from lamina.data.load import DataLoader, DataLoaders
+from lamina.learner import distributed
 from lamina.learner.callback import (
     Callback,
     CancelBackwardException,
@@ -249,7 +250,10 @@ class Learner:
         """Pre-compute, per event and phase, the bound methods to call: firing an event is one dict lookup."""
         self.cbs = sort_callbacks(self.cbs)
         self._handlers = {}
+        main = distributed.is_main_process()
         for cb in self.cbs:
+            if cb.main_process_only and not main:
+                continue  # progress bars, loggers, file writers: rank 0 only
             for event in cb.events():
                 for training in (True, False):
                     if event in _PHASE_FREE or (cb.run_train if training else cb.run_valid):
@@ -574,7 +578,13 @@ class Learner:
         """One pass of the model over ``dl`` in a private loop, feeding ``collectors``; the learner is only read."""
         mixed = [cb for cb in self.cbs if isinstance(cb, MixedPrecision) and cb.enabled]
         dtype = mixed[0].dtype if mixed else None
-        InferenceRun(self.model, self.loss_func, self.dls.n_inp, collectors, autocast=dtype).run(dl)
+        sync = None
+        if dl.world_size > 1 and dl.world_size == distributed.world_size():  # each rank predicts its piece
+
+            def sync(k: int, batch: Any) -> Any:
+                return distributed.gather_pieces(batch, distributed.piece_sizes(dl, k))
+
+        InferenceRun(self.model, self.loss_func, self.dls.n_inp, collectors, autocast=dtype, sync=sync).run(dl)
 
     def validate(self, dl: DataLoader | None = None) -> list[float]:
         """The validation loss and metrics on ``dl`` (the validation loader by default)."""
@@ -662,11 +672,22 @@ class Learner:
 
     # ----- saving ----------------------------------------------------------------------------------------------
     def save(self, name: str, with_opt: bool = True) -> Path:
-        """Write model (and optimizer) state to ``path/model_dir/name.pth`` atomically; returns the file."""
-        state: dict[str, Any] = {"model": self.model.state_dict()}
+        """Write model (and optimizer) state to ``path/model_dir/name.pth`` atomically; returns the file.
+
+        Under distributed training every rank calls it: rank 0 writes, the others wait until the file is there."""
+        file = self.path / self.model_dir / f"{name}.pth"
+        state: dict[str, Any] = {"model": distributed.model_state(self.model)}
         if with_opt and self.opt is not None:
+            if distributed.is_sharded(self.model):
+                raise ValueError(
+                    f"cannot save {file} with the optimizer: under FSDP its state is sharded across the ranks. Use "
+                    "learn.save(name, with_opt=False) (the model's full weights)"
+                )
             state["opt"] = self.opt.state_dict()
-        return atomic_save(state, self.path / self.model_dir / f"{name}.pth")
+        if distributed.is_main_process():
+            atomic_save(state, file)
+        distributed.barrier()
+        return file
 
     def load(self, name: str, with_opt: bool = True, strict: bool = True) -> Learner:
         """Load state written by ``save`` (with ``weights_only=True``: no code runs from the file).
@@ -697,7 +718,7 @@ class Learner:
                     f"{file}: the optimizer state does not fit this learner's optimizer ({e}); nothing was loaded. "
                     "Load with with_opt=False to take the model weights only"
                 ) from e
-        self.model.load_state_dict(state["model"], strict=strict)
+        distributed.load_model_state(self.model, state["model"], strict=strict)
         if load_opt:
             if self.opt is None:
                 self.create_opt()
@@ -707,10 +728,17 @@ class Learner:
 
     def export(self, fname: str | Path = "export.lamina") -> Path:
         """Write the model, loss and data description to one pickle-free file (``path/fname``) for
-        ``lamina.learner.load_learner``; see ``lamina.learner.export``."""
+        ``lamina.learner.load_learner``; see ``lamina.learner.export``. Under distributed training every rank calls
+        it: rank 0 writes, the others wait until the file is there."""
         from lamina.learner.export import export_learner
 
-        return export_learner(self, self.path / fname)
+        if distributed.is_sharded(self.model):
+            raise ValueError("cannot export while FSDP shards the model: export after the `distrib_ctx` block")
+        file = self.path / fname
+        if distributed.is_main_process():
+            export_learner(self, file)
+        distributed.barrier()
+        return file
 
     def export_graph(self, path: str | Path, format: str = "pt2") -> Path:
         """Write the whole inference (preprocessing, model, decoding) as a graph that runs without Python:
@@ -740,6 +768,20 @@ class Learner:
         """Run the learning-rate finder (see ``lamina.learner.schedule.lr_find``); the model is restored after."""
 
         return lr_find(self, **kwargs)
+
+    def distrib_ctx(
+        self, strategy: str = "ddp", sync_bn: bool = False, backend: str | None = None, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[Learner]:
+        """Train data-parallel on the processes ``torchrun`` (or ``lamina.learner.distributed.launch``) started,
+        inside a ``with`` block; nothing changes with one process. See ``lamina.learner.distributed.distrib_ctx``.
+
+        Args:
+            strategy: ``"ddp"`` or ``"fsdp"``.
+            sync_bn: synchronise batch-norm statistics across ranks (CUDA only).
+            backend: ``"gloo"`` or ``"nccl"`` (chosen from the device when ``None``).
+            timeout: seconds collectives may wait for the other ranks (torch's default when ``None``).
+        """
+        return distributed.distrib_ctx(self, strategy=strategy, sync_bn=sync_bn, backend=backend, timeout=timeout)
 
     def to(self, device: torch.device | str) -> Learner:
         """Move the model and future batches to ``device``."""

@@ -50,6 +50,7 @@ class ProgressCallback(Callback):
     """
 
     order = 70
+    main_process_only = True
 
     def __init__(self, refresh: float = 0.2, plain: bool | None = None) -> None:
         from tqdm.auto import tqdm

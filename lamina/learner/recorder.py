@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from lamina.learner.callback import Callback
+from lamina.learner.distributed import items_in_batch
 
 __all__ = ["Gather", "GatherPreds", "Recorder", "batch_size"]
 
@@ -135,7 +136,7 @@ class Recorder(Callback):
         learn = self.learn
         if not learn.yb:
             return
-        bs = batch_size(learn.xb, learn.yb)
+        bs = items_in_batch(learn)  # across all ranks under distributed training
         loss = learn.loss.detach()
         if learn.training:
             self._batch_losses.append(loss)
