@@ -545,6 +545,7 @@ def launch(fn: Callable[..., Any], n_procs: int, *args: Any) -> None:
         raise RuntimeError(f"launch: rank {e.error_index} (pid {e.error_pid}) failed:\n{e}") from None
     except mp.ProcessExitedException as e:
         raise RuntimeError(
-            f"launch: rank {e.error_index} (pid {e.error_pid}) exited with code {e.exit_code} without a Python error "
-            "(killed, or out of memory)"
+            f"launch: rank {e.error_index} (pid {e.error_pid}) exited with code {e.exit_code} without reporting a "
+            "Python error: it was killed (out of memory?), or failed while starting; a script that calls launch "
+            "must do so under `if __name__ == '__main__':`"
         ) from None
