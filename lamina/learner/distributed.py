@@ -54,6 +54,7 @@ __all__ = [
     "piece_sizes",
     "rank",
     "skip_grad_sync",
+    "unwrap",
     "world_size",
 ]
 
@@ -223,14 +224,26 @@ def is_sharded(model: nn.Module) -> bool:
     return any(isinstance(p, DTensor) for p in model.parameters())
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` wrapper (what ``learn.model`` is during a training phase under
+    :func:`distrib_ctx`); any other model itself.
+
+    Examples:
+        >>> m = nn.Linear(2, 1); unwrap(m) is m
+        True
+    """
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
 def model_state(model: nn.Module) -> dict[str, Any]:
-    """The model's full state dict: ``model.state_dict()``, or, for an FSDP-sharded model, its gathered tensors on
-    rank 0 (every rank must call it then; the others get ``{}``).
+    """The model's full state dict, without DDP's ``module.`` prefix: ``state_dict()``, or, for an FSDP-sharded
+    model, its gathered tensors on rank 0 (every rank must call it then; the others get ``{}``).
 
     Examples:
         >>> sorted(model_state(nn.Linear(2, 1)))
         ['bias', 'weight']
     """
+    model = unwrap(model)
     if not is_sharded(model):
         return model.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -251,6 +264,7 @@ def load_model_state(model: nn.Module, state: dict[str, Any], strict: bool = Tru
         >>> m.weight.tolist()
         [[1.0, 1.0]]
     """
+    model = unwrap(model)
     if not is_sharded(model):
         model.load_state_dict(state, strict=strict)
         return

@@ -708,7 +708,7 @@ class Learner:
         state = torch.load(file, map_location=device, weights_only=True)
         if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
             raise ValueError(f"{file} is not a checkpoint written by learn.save (no 'model' state); nothing was loaded")
-        _check_model_state(self.model, state["model"], strict, file)
+        _check_model_state(distributed.unwrap(self.model), state["model"], strict, file)
         load_opt = with_opt and "opt" in state
         if load_opt:
             try:

@@ -60,6 +60,14 @@ class CountSteps(Callback):
         self.steps += 1
 
 
+class SaveMidEpoch(Callback):
+    """Saves at batch 3 of epoch 0, while ``learn.model`` is the DDP wrapper (as a checkpoint callback would)."""
+
+    def after_batch(self) -> None:
+        if self.learn.training and self.learn.epoch == 0 and self.learn.iter == 3:
+            self.learn.save("mid", with_opt=False)
+
+
 def accumulated_fit(learn: Learner, count_syncs: bool) -> dict[str, Any]:
     """One epoch accumulating 64 items per step: how many steps and (under DDP) at which batches gradients were
     all-reduced."""
@@ -82,7 +90,7 @@ def main(out: Path) -> None:
     rank = D.rank()
     result: dict[str, Any] = {}
     logged: list[str] = []
-    learn = make_learner(16, out / f"files{rank}", logger=logged.append, cbs=[CSVLogger()])
+    learn = make_learner(16, out / f"files{rank}", logger=logged.append, cbs=[CSVLogger(), SaveMidEpoch()])
     with learn.distrib_ctx(timeout=TIMEOUT):
         result["world_size"], result["rank"] = D.world_size(), D.rank()
         result["ddp"] = plain_fit(learn)

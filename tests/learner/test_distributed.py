@@ -103,8 +103,10 @@ def test_only_rank_0_logs_and_writes_files(ranks):
     out, results = ranks
     assert len(results[0]["logged"]) == 3 and results[1]["logged"] == []  # header + 2 epochs
     assert sorted(p.relative_to(out / "files0").as_posix() for p in (out / "files0").rglob("*.*")) == [
-        "history.csv", "models/final.pth", "models/fsdp.pth"]  # fmt: skip
+        "history.csv", "models/final.pth", "models/fsdp.pth", "models/mid.pth"]  # fmt: skip
     assert not (out / "files1").exists()
+    mid = torch.load(out / "files0/models/mid.pth", weights_only=True)["model"]
+    assert mid.keys() == results[0]["ddp"]["weights"].keys()  # saved mid-batch: no DDP "module." prefix
     saved = torch.load(out / "files0/models/fsdp.pth", weights_only=True)["model"]
     assert _max_diff(saved, results[0]["fsdp"]["weights"]) == 0  # FSDP's shards gathered into full weights
 
