@@ -422,7 +422,8 @@ def distrib_ctx(
 @contextlib.contextmanager
 def _distributed(learn: Learner, strategy: str, sync_bn: bool, find_unused: bool) -> Iterator[None]:
     """The learner wrapped, sharded and silenced off rank 0 for the block; put back after it."""
-    plain, shards, logger = learn.model, [(dl.rank, dl.world_size) for dl in learn.dls.loaders], learn.logger
+    plain, logger, loaders = learn.model, learn.logger, learn.dls.loaders
+    shards, seeds = [(dl.rank, dl.world_size) for dl in loaders], [dl.seed for dl in loaders]
     on_cuda = next(plain.parameters(), torch.empty(0)).is_cuda
     if sync_bn and not on_cuda:
         raise ValueError(
@@ -441,8 +442,10 @@ def _distributed(learn: Learner, strategy: str, sync_bn: bool, find_unused: bool
             cb = DistributedCallback(wrapped, plain)
         else:
             cb = _fully_shard(learn)
-        for dl in learn.dls.loaders:
+        shared = _shared_seed()  # every rank must make the same order: a loader without a seed gets rank 0's
+        for dl in loaders:
             dl.shard(rank(), world_size())
+            dl.seed = shared if dl.seed is None else dl.seed
         if not is_main_process():
             learn.logger = _silent
         learn.add_cbs([cb])
@@ -453,9 +456,17 @@ def _distributed(learn: Learner, strategy: str, sync_bn: bool, find_unused: bool
         learn.model, learn.logger = plain, logger
         if twin is not None and cb is not None:
             _unshard(learn, cb.plain, twin)
-        for dl, (r, n) in zip(learn.dls.loaders, shards):
+        for dl, (r, n), seed in zip(loaders, shards, seeds):
             dl.shard(r, n)
+            dl.seed = seed
         _restore_batchnorm(swapped)
+
+
+def _shared_seed() -> int:
+    """A seed drawn by rank 0 (from torch's generator) and sent to every rank."""
+    box = [int(torch.randint(0, 2**31, (1,)).item()) if is_main_process() else 0]
+    dist.broadcast_object_list(box, src=0)
+    return int(box[0])
 
 
 def _fully_shard(learn: Learner) -> DistributedCallback:
