@@ -107,6 +107,10 @@ def main(out: Path) -> None:
         result["bf16_accumulated"] = accumulated_fit(learn, count_syncs=True)
         result["bf16_accumulated"]["validate"] = learn.validate()
     learn = make_learner(16, out / f"files{rank}")
+    learn.dls.train.seed = None  # each rank's torch generator differs: the block must still give one order
+    torch.manual_seed(rank)
+    with learn.distrib_ctx(timeout=TIMEOUT):
+        result["seedless_items"] = torch.cat([xb.sum((1, 2)) for xb, _ in learn.dls.train])  # an image's identity
     try:
         with learn.distrib_ctx(sync_bn=True, timeout=TIMEOUT):
             pass

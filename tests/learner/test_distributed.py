@@ -135,6 +135,13 @@ def test_bfloat16_and_accumulation_compose_with_ddp(ranks, single):
         assert acc["validate"] == pytest.approx(single["bf16_validate"], abs=0.03)
 
 
+def test_ranks_share_one_order_when_the_loader_has_no_seed(ranks):
+    _, results = ranks
+    seen = torch.cat([r["seedless_items"] for r in results]).sort().values
+    every = W.mnist_dls(32).train.dataset.tensors[0].sum((1, 2)).sort().values
+    assert torch.equal(seen, every)  # each training image once across the ranks: nothing doubled, nothing missed
+
+
 def test_sync_bn_on_the_cpu_is_refused_with_the_reason(ranks):
     _, results = ranks
     assert all("needs the model on CUDA" in r["sync_bn_error"] for r in results)
