@@ -2,9 +2,11 @@
 
 Run as ``torchrun --nproc_per_node=2 tests/learner/distributed_worker.py OUT``: every rank writes what it saw to
 ``OUT/rank{r}.pt`` and trains with ``learn.path = OUT/files{r}`` (so a file written by rank 1 would show there).
+With ``OUT elastic K`` it runs :func:`elastic` instead (rank 1 killed after batch K, then resumed).
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from lamina.callbacks import CSVLogger, GradientAccumulation
 from lamina.data import DataLoader, DataLoaders, mnist_sample_arrays
 from lamina.learner import Callback, Learner, accuracy
 from lamina.learner import distributed as D
+from lamina.learner.checkpoint import Checkpoint
 
 TIMEOUT = 30.0  # a rank that hangs fails the group, which `torchrun --max-restarts` then restarts
 N_TRAIN, N_VALID = 521, 225  # uneven last batches: 521 = 16 * 32 + 9 (5 + 4 items), 225 = 7 * 32 + 1 (1 + 0)
@@ -142,5 +145,33 @@ def fail_on_rank_1() -> None:
         raise ValueError("boom on rank 1")
 
 
+class KillRank1(Callback):
+    """SIGKILL rank 1 after training batch ``at`` of the first attempt (torchrun counts restarts in the env)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_batch(self) -> None:
+        first = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
+        if self.learn.training and self.learn.train_iter == self.at and D.rank() == 1 and first:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def elastic(out: Path, kill_at: int) -> None:
+    """Two epochs with a checkpoint every 4 batches; rank 1 dies at batch ``kill_at`` (-1: never) and the group that
+    torchrun restarts resumes from the newest checkpoint. Rank 0 writes the final weights and history."""
+    torch.set_num_threads(1)
+    restarted = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0"
+    learn = make_learner(16, out, logger=None, cbs=[Checkpoint(every_n_batches=4), KillRank1(kill_at)])
+    with learn.distrib_ctx(timeout=TIMEOUT):
+        learn.fit_one_cycle(2, resume="auto" if restarted else None)
+        if D.is_main_process():
+            torch.save({"weights": weights(learn), "history": learn.recorder.values, "restarted": restarted},
+                       out / "final.pt")  # fmt: skip
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[2:3] == ["elastic"]:
+        elastic(Path(sys.argv[1]), int(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1]))
