@@ -109,6 +109,7 @@ class ExperimentLogger(Callback):
     order = 70
     run_after = (Recorder,)
     run_valid = False
+    main_process_only = True  # one run per training, from rank 0
 
     def __init__(self, log_model: bool = True, log_plot: bool = True, params: dict[str, Any] | None = None) -> None:
         self.log_model, self.log_plot, self.params = log_model, log_plot, dict(params or {})

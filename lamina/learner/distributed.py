@@ -13,9 +13,9 @@ What the N ranks do together is what one process with batch size ``N * bs`` woul
   and the other callbacks read) is the global batch's loss, the same on every rank.
 - validation: each rank predicts its piece; predictions, targets and inputs are gathered (repeats dropped) before the
   loss, so the loss, metrics and ``get_preds`` are those of the single-process run, on every rank.
-- rank 0 only: the per-epoch table (``learn.logger``), callbacks with ``main_process_only`` (progress bars, CSV and
-  TensorBoard loggers) and the files of ``learn.save`` / ``learn.export`` (which every rank calls: the others wait at
-  a barrier until the file is written).
+- rank 0 only: the per-epoch table (``learn.logger``), callbacks with ``main_process_only`` (progress bars, CSV,
+  TensorBoard and experiment loggers) and the files of ``learn.save`` (which every rank calls: the others wait at a
+  barrier until the file is written) and ``learn.export`` (the others return at once).
 """
 
 from __future__ import annotations

@@ -728,8 +728,8 @@ class Learner:
 
     def export(self, fname: str | Path = "export.lamina") -> Path:
         """Write the model, loss and data description to one pickle-free file (``path/fname``) for
-        ``lamina.learner.load_learner``; see ``lamina.learner.export``. Under distributed training every rank calls
-        it: rank 0 writes, the others wait until the file is there."""
+        ``lamina.learner.load_learner``; see ``lamina.learner.export``. Under distributed training only rank 0
+        writes (the others return the path at once: rank-0-only callbacks such as experiment loggers export too)."""
         from lamina.learner.export import export_learner
 
         if distributed.is_sharded(self.model):
@@ -737,7 +737,6 @@ class Learner:
         file = self.path / fname
         if distributed.is_main_process():
             export_learner(self, file)
-        distributed.barrier()
         return file
 
     def export_graph(self, path: str | Path, format: str = "pt2") -> Path:
