@@ -81,10 +81,8 @@ class TensorBase(Tensor):
     """A ``torch.Tensor`` that keeps its type (and metadata) through torch operations.
 
     ``TensorImage(t)`` makes a new tensor object sharing ``t``'s storage; ``t`` keeps its own type.
-
-    Args:
-        data: a tensor, array or nested list.
-        **meta: metadata kept on the tensor and on every result computed from it.
+    ``TensorBase(data, **meta)`` takes ``data``, a tensor, array or nested list, and ``meta``, metadata kept on the
+    tensor and on every result computed from it.
 
     Examples:
         >>> t = TensorBase([1.0, 2.0])
