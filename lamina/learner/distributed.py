@@ -134,10 +134,16 @@ def init_distributed(backend: str = "gloo", timeout: float | None = None) -> boo
         return False
     if backend == "nccl":
         torch.cuda.set_device(local_rank())
-    if timeout is None:
-        dist.init_process_group(backend)
+    wait = datetime.timedelta(seconds=timeout) if timeout is not None else None
+    store, rank_, world = next(dist.rendezvous("env://", timeout=wait or datetime.timedelta(minutes=30)))
+    # torchrun's agent keeps one store across restarts of the group: keys of restart k live under their own prefix,
+    # or the restarted ranks could read the addresses of the dead group's ranks and connect to nothing
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    store = dist.PrefixStore(f"lamina/attempt{attempt}/", store)
+    if wait is None:
+        dist.init_process_group(backend, store=store, rank=rank_, world_size=world)
     else:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(backend, store=store, rank=rank_, world_size=world, timeout=wait)
     return True
 
 

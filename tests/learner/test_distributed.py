@@ -31,10 +31,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _torchrun(out: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--rdzv-backend=c10d",
-           f"--rdzv-endpoint=127.0.0.1:{_free_port()}", str(ROOT / "tests/learner/distributed_worker.py"),
-           str(out)]  # fmt: skip
+def _torchrun(out: Path, *args: str, max_restarts: int = 0) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--max-restarts={max_restarts}",
+           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+           str(ROOT / "tests/learner/distributed_worker.py"), str(out), *args]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env)
 
@@ -210,3 +210,22 @@ def test_sync_batchnorm_shares_the_layers_state_and_is_put_back():
 def test_a_shard_outside_the_world_is_refused():
     with pytest.raises(ValueError, match="rank=2, world_size=2"):
         DataLoader(torch.arange(4), bs=2).shard(2, 2)
+
+
+def test_a_rank_killed_under_torchrun_restarts_the_group_which_resumes_to_the_uninterrupted_weights(tmp_path):
+    def run(name: str, kill_at: int) -> dict:
+        def attempt() -> dict:
+            out = tmp_path / name
+            out.mkdir(exist_ok=True)
+            proc = _torchrun(out, "elastic", str(kill_at), max_restarts=1)
+            assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+            return torch.load(out / "final.pt", weights_only=True)
+
+        return _twice(attempt)
+
+    whole, killed = run("whole", -1), run("killed", 22)  # rank 1 SIGKILLs itself after batch 22 of 34
+    assert not whole["restarted"] and killed["restarted"]  # torchrun did restart the group
+    assert whole["weights"].keys() == killed["weights"].keys()
+    assert all(torch.equal(whole["weights"][k], killed["weights"][k]) for k in whole["weights"])
+    # the epoch table, but its last column (the epoch's duration)
+    assert [row[:-1] for row in whole["history"]] == [row[:-1] for row in killed["history"]]
