@@ -58,6 +58,7 @@ from lamina.learner.metrics import (
     top_k_accuracy,
 )
 from lamina.learner.recorder import GatherPreds, Recorder, batch_size
+from lamina.learner.summary import LayerRow, LearnerSummary, layer_rows
 
 __all__ = [
     "EVENTS",
@@ -87,8 +88,10 @@ __all__ = [
     "GatherPreds",
     "JaccardCoeff",
     "L1LossFlat",
+    "LayerRow",
     "LabelSmoothingCrossEntropy",
     "Learner",
+    "LearnerSummary",
     "MSELossFlat",
     "MatthewsCorrCoef",
     "Metric",
@@ -113,6 +116,7 @@ __all__ = [
     "foreground_acc",
     "is_norm_or_bias",
     "label_smoothing_cross_entropy",
+    "layer_rows",
     "load_learner",
     "mae",
     "mse",
