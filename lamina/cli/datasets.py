@@ -24,7 +24,8 @@ def add_parsers(sub: Any) -> None:
                        formatter_class=fmt)  # fmt: skip
     actions = p.add_subparsers(dest="action", metavar="{list,get}")
     p.set_defaults(run=lambda args: _usage(p))
-    p_list = actions.add_parser("list", help="list the data sets: name, size, licence, package, installed or not")
+    p_list = actions.add_parser("list", help="list the data sets: name, size, licence, package, installed or not",
+                                epilog=EXAMPLE, formatter_class=fmt)  # fmt: skip
     p_list.set_defaults(run=list_command)
     p_get = actions.add_parser("get", help="write a data set (once) and print its path", epilog=EXAMPLE,
                                formatter_class=fmt)  # fmt: skip

@@ -85,10 +85,10 @@ def build(c: Config) -> Any:
     from lamina.learner import accuracy
     from lamina.vision import vision_learner
 
-    dls = image_dls(c)
     pretrained = c["pretrained"]
     if pretrained not in (None, "imagenet") and not Path(pretrained).is_file():
         raise CLIError(f"--pretrained {pretrained}: no such weights file (or say 'imagenet' for the published ones)")
+    dls = image_dls(c)
     weights = None if pretrained in (None, "imagenet") else pretrained
     print(f"{len(dls.train.dataset)} training and {len(dls.valid.dataset)} validation images, "
           f"{len(dls.vocab)} classes: {', '.join(map(str, dls.vocab[:10]))}{'...' if len(dls.vocab) > 10 else ''}")  # fmt: skip

@@ -12,6 +12,8 @@ The recipe, in Python (what the command runs, option by option)::
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +137,9 @@ def report(learn: Any, c: Config, out: Path) -> list[Path]:
     """``show_batch.csv`` and ``results.csv`` (decoded rows; the results with predictions), and
     ``confusion_matrix.png`` for a classifier, in ``out``."""
     written = []
-    for name, table in (("show_batch", learn.dls.show_batch()), ("results", learn.show_results(max_n=20))):
+    with contextlib.redirect_stdout(io.StringIO()):  # the tables go to files, not the screen
+        tables = {"show_batch": learn.dls.show_batch(), "results": learn.show_results(max_n=20)}
+    for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
         written.append(out / f"{name}.csv")
     if learn.dls.processor.target.kind == "single":
