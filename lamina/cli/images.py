@@ -90,8 +90,9 @@ def build(c: Config) -> Any:
         raise CLIError(f"--pretrained {pretrained}: no such weights file (or say 'imagenet' for the published ones)")
     dls = image_dls(c)
     weights = None if pretrained in (None, "imagenet") else pretrained
+    shown = ", ".join(map(str, dls.vocab[:10])) + ("..." if len(dls.vocab) > 10 else "")
     print(f"{len(dls.train.dataset)} training and {len(dls.valid.dataset)} validation images, "
-          f"{len(dls.vocab)} classes: {', '.join(map(str, dls.vocab[:10]))}{'...' if len(dls.vocab) > 10 else ''}")  # fmt: skip
+          f"{len(dls.vocab)} classes: {shown}")  # fmt: skip
     return vision_learner(dls, c["arch"], pretrained=pretrained is not None, weights=weights, metrics=[accuracy],
                           path=c["out"])  # fmt: skip
 

@@ -23,7 +23,7 @@ import pandas as pd
 from lamina.cli.config import CLIError, Option
 from lamina.cli.task import Config, Task, fit_options, save_figure
 
-__all__ = ["TABULAR_OPTIONS", "columns", "target_kind", "tabular_task"]
+__all__ = ["TABULAR_OPTIONS", "columns", "tabular_task", "target_kind"]
 
 MAX_CARD = 20  # as cont_cat_split: a number column with more distinct values is continuous
 
@@ -116,7 +116,7 @@ def build(c: Config) -> Any:
     cat, cont = columns(df, c["target"], c["cat"], c["cont"], skip)
     if c["valid_col"] is not None:
         valid_idx = np.flatnonzero(df[c["valid_col"]].astype(bool).to_numpy())
-    kind = target_kind(df[c["target"]], c["kind"])
+    kind = target_kind(df[str(c["target"])], c["kind"])
     name = "regression" if kind == "regression" else "classification"
     print(f"{len(df)} rows; predicting {c['target']!r} ({name}; --kind to change) from categorical {cat} and "
           f"continuous {cont}")  # fmt: skip

@@ -124,6 +124,14 @@ def _trainable(params: list[nn.Parameter]) -> str:
     return "yes" if training == len(params) else "no" if training == 0 else "partly"
 
 
+def _is_leaf(module: nn.Module) -> bool:
+    return next(module.children(), None) is None
+
+
+def _own_params(module: nn.Module) -> list[nn.Parameter]:
+    return list(module.parameters(recurse=False))
+
+
 def layer_rows(model: nn.Module, *xb: Any) -> list[LayerRow]:
     """Run ``model(*xb)`` with forward hooks and a row per layer; the model's modes are restored after.
 
@@ -136,8 +144,7 @@ def layer_rows(model: nn.Module, *xb: Any) -> list[LayerRow]:
         >>> [(r.name, r.type, r.output_shape, r.params) for r in rows]
         [('0', 'Linear', (5, 4), 16), ('1', 'ReLU', (5, 4), 0), ('2', 'Linear', (5, 2), 10)]
     """
-    layers = [(n, m) for n, m in model.named_modules()
-              if n and (not any(True for _ in m.children()) or any(True for _ in m.parameters(recurse=False)))]  # fmt: skip
+    layers = [(n, m) for n, m in model.named_modules() if n and (_is_leaf(m) or _own_params(m))]
     shapes: dict[str, Any] = {}
 
     def hook(name: str) -> Any:
@@ -155,7 +162,7 @@ def layer_rows(model: nn.Module, *xb: Any) -> list[LayerRow]:
             m.training = mode
     rows = []
     for name, m in layers:
-        own = list(m.parameters(recurse=False))
+        own = _own_params(m)
         rows.append(LayerRow(name, type(m).__name__, shapes.get(name), sum(p.numel() for p in own), _trainable(own)))
     return rows
 
