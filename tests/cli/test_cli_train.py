@@ -24,7 +24,7 @@ def printed_metric(out: str, name: str) -> float:
 def test_train_images_labels_by_folder_draws_the_pictures_and_exports(digits_folder, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["train", "images", str(digits_folder), "--arch", "simple_cnn", "--size", "28", "--bs", "16",
-            "--epochs", "2", "--lr", "0.01", "--out", str(out)]  # fmt: skip
+            "--epochs", "2", "--lr", "0.01", "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "64 training and 16 validation images, 2 classes: 3, 7" in printed
@@ -57,7 +57,7 @@ def test_train_images_from_a_labels_table_matches_the_python_fine_tune_recipe(tm
 def test_train_tabular_regression_with_a_validation_column_writes_tables_and_loss(diamonds_csv, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["train", "tabular", str(diamonds_csv), "--target", "price", "--valid-col", "is_valid", "--epochs", "1",
-            "--layers", "16", "--out", str(out)]  # fmt: skip
+            "--layers", "16", "--device", "cpu", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "predicting 'price' (regression" in printed
