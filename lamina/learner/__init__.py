@@ -73,6 +73,7 @@ from lamina.learner.metrics import (
     top_k_accuracy,
 )
 from lamina.learner.recorder import GatherPreds, Recorder, batch_size
+from lamina.learner.summary import LayerRow, LearnerSummary, layer_rows
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -108,7 +109,9 @@ __all__ = [
     "JaccardCoeff",
     "L1LossFlat",
     "LabelSmoothingCrossEntropy",
+    "LayerRow",
     "Learner",
+    "LearnerSummary",
     "MSELossFlat",
     "MatthewsCorrCoef",
     "Metric",
@@ -138,6 +141,7 @@ __all__ = [
     "is_norm_or_bias",
     "label_smoothing_cross_entropy",
     "launch",
+    "layer_rows",
     "load_learner",
     "mae",
     "mse",

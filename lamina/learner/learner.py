@@ -763,6 +763,17 @@ class Learner:
 
         return self.remove_cbs([MixedPrecision])
 
+    def summary(self, show: bool = True) -> Any:
+        """One batch through the model with hooks: layers, output shapes, parameters (trainable or frozen), totals,
+        optimizer, loss and callbacks (printed when ``show``); the learner is left as it was. See
+        ``lamina.learner.summary``."""
+        from lamina.learner.summary import summary
+
+        result = summary(self)
+        if show:
+            print(result)
+        return result
+
     def lr_find(self, **kwargs: Any) -> Any:
         """Run the learning-rate finder (see ``lamina.learner.schedule.lr_find``); the model is restored after."""
 

@@ -174,6 +174,10 @@ class ImageDataLoaders(DataLoaders):
         else:
             items = get_image_files(path)
             splitter = RandomSplitter(valid_pct, seed=_split_seed(seed))
+        if not items:
+            inside = f" in its {train!r} and {valid!r} sub-folders" if valid_pct is None else ""
+            raise ValueError(f"from_folder: no image files under {path}{inside} (files are found by their suffix: "
+                             ".png, .jpg, .jpeg...); check the path")  # fmt: skip
         labels = [parent_label(p) for p in items]
         return cls._build(
             path, items, None, parent_label, splitter, vocab=vocab, labels=labels, item_tfms=item_tfms,

@@ -1,4 +1,4 @@
-"""The ``lamina`` command: ``lamina quickstart`` (the main job: an image classifier on real MNIST digits, trained,
+"""The example commands: ``lamina quickstart`` (the main job: an image classifier on real MNIST digits, trained,
 exported without pickle and reloaded), ``lamina demo`` (the lower floors on MNIST tensors) and ``lamina serve``
 (an exported learner over HTTP, see :mod:`lamina.serve`)."""
 
@@ -7,13 +7,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["add_parsers", "demo", "quickstart"]
 
-
+QUICKSTART_EXAMPLE = """example:
+  lamina quickstart --out lamina_out --epochs 3      # about a minute on a laptop; 98% accuracy
+"""
+DEMO_EXAMPLE = """example:
+  lamina demo --out lamina_out                        # Datasets, DataLoaders and a Learner on MNIST tensors
+"""
 SERVE_EXAMPLE = """example:
   lamina quickstart --out lamina_out            # trains and writes lamina_out/mnist.lamina
   lamina serve lamina_out/mnist.lamina --port 8000   # then open http://127.0.0.1:8000/ and drop a digit, or:
@@ -114,56 +118,42 @@ def quickstart(out: Path, epochs: int = 3, arch: str = "simple_cnn", lr: float =
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``lamina`` console script.
+def _run_example(args: argparse.Namespace) -> int:
+    if args.command == "quickstart":
+        return quickstart(args.out, args.epochs, args.arch)
+    return demo(args.out, args.epochs)
 
-    Examples:
-        >>> main(["--version"])
-        lamina 0.1.0
-        0
-    """
-    from lamina import __version__
 
-    parser = argparse.ArgumentParser(prog="lamina", description="lamina: a layered deep-learning library")
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
-    p_demo = sub.add_parser("demo", help="train a digit classifier on real MNIST digits and save pictures")
-    p_demo.add_argument("--out", type=Path, default=Path("lamina_out"), help="folder for pictures and the model")
-    p_demo.add_argument("--epochs", type=int, default=2, help="training epochs")
-    p_quick = sub.add_parser("quickstart", help="train an image classifier on real MNIST digits, export and predict")
+def _run_serve(args: argparse.Namespace) -> int:
+    from lamina.serve import serve
+
+    try:
+        serve(args.model, args.host, args.port, args.max_batch, args.max_wait_ms)
+    except (FileNotFoundError, ImportError, ValueError) as e:
+        print(f"lamina serve: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``quickstart``, ``demo`` and ``serve`` to the ``lamina`` sub-parsers ``sub``."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p_quick = sub.add_parser("quickstart", help="train an image classifier on real MNIST digits, export and predict",
+                             epilog=QUICKSTART_EXAMPLE, formatter_class=fmt)  # fmt: skip
     p_quick.add_argument("--out", type=Path, default=Path("lamina_out"), help="folder for data, pictures and exports")
     p_quick.add_argument("--epochs", type=int, default=3, help="epochs of one-cycle training")
     p_quick.add_argument("--arch", default="simple_cnn", help="a registered architecture, trained from scratch")
+    p_quick.set_defaults(run=_run_example)
+    p_demo = sub.add_parser("demo", help="the lower floors on MNIST tensors: a small CNN, pictures and a checkpoint",
+                            epilog=DEMO_EXAMPLE, formatter_class=fmt)  # fmt: skip
+    p_demo.add_argument("--out", type=Path, default=Path("lamina_out"), help="folder for pictures and the model")
+    p_demo.add_argument("--epochs", type=int, default=2, help="training epochs")
+    p_demo.set_defaults(run=_run_example)
     p_serve = sub.add_parser("serve", help="serve an exported learner over HTTP (needs lamina[serve])",
-                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=SERVE_EXAMPLE)  # fmt: skip
+                             formatter_class=fmt, epilog=SERVE_EXAMPLE)  # fmt: skip
     p_serve.add_argument("model", type=Path, help="a file written by learn.export()")
     p_serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p_serve.add_argument("--port", type=int, default=8000, help="TCP port")
     p_serve.add_argument("--max-batch", type=int, default=32, help="most requests run through the model at once")
     p_serve.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits to share a batch")
-    args = parser.parse_args(argv)
-    if args.version:
-        print(f"lamina {__version__}")
-        return 0
-    if args.command in ("demo", "quickstart"):
-        import matplotlib
-
-        matplotlib.use("Agg")
-        if args.command == "quickstart":
-            return quickstart(args.out, args.epochs, args.arch)
-        return demo(args.out, args.epochs)
-    if args.command == "serve":
-        from lamina.serve import serve
-
-        try:
-            serve(args.model, args.host, args.port, args.max_batch, args.max_wait_ms)
-        except (FileNotFoundError, ImportError, ValueError) as e:
-            print(f"lamina serve: {e}", file=sys.stderr)
-            return 1
-        return 0
-    parser.print_help()
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    p_serve.set_defaults(run=_run_serve)
