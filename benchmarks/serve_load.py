@@ -14,11 +14,13 @@ Requests: 200 real validation digits (the first 20 of each digit) as PNG uploads
    round prints the requests that failed (not 200), those whose label differs from ``learn.predict``'s, the
    throughput (requests per second of wall time for the whole round), p50/p99 latency (send to answer), and the
    ratio to the graph loop of the same round. Server and load generator share this machine's cores; the loop has
-   them to itself.
+   them to itself. The loops and the server compute with the same number of torch threads (``--threads``, default 1:
+   on a shared machine, two OpenMP threads that wait for each other slow a loop of small calls down many times).
 
 Target (issue 15): no error, no wrong answer; throughput >= 0.8x the graph in a loop.
 
-Run: ``python benchmarks/serve_load.py [--model digits.lamina] [--rounds 5] [--max-batch 32] [--arch ...]``.
+Run: ``python benchmarks/serve_load.py [--model digits.lamina] [--rounds 5] [--max-batch 32] [--arch ...]
+[--threads 1]``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -165,11 +168,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
-    """``lamina serve`` in a subprocess; returns it and its URL once ``/health`` answers."""
+def start_server(model: Path, max_batch: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """``lamina serve`` in a subprocess with ``threads`` torch threads; returns it and its port once ``/health``
+    answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "lamina", "serve", str(model), "--port", str(port), "--max-batch", str(max_batch)]
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -189,7 +193,10 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--arch", default="simple_cnn", choices=["simple_cnn", "mobilenet_v2"],
                         help="the model trained when no --model is given")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the loops and of the server (the same for both)")  # fmt: skip
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or train_export(Path(tmp) / "train", args.arch)
         names = mnist_digits(Path(tmp) / "load", digits=range(10), n=N_REQUESTS // 10, split="valid")
@@ -197,7 +204,7 @@ def main() -> None:
         expected, base = baseline(model, images, args.rounds)
         print(f"baseline: learn.predict in a loop, one process: {base:.1f} req/s")
         loop = graph_loop(model, images, Path(tmp))
-        proc, port = start_server(model, args.max_batch)
+        proc, port = start_server(model, args.max_batch, args.threads)
         try:  # the graph loop and a server round alternate, so that both see the same minutes of a shared machine
             pairs = [(loop(), asyncio.run(one_round(port, images, expected))) for _ in range(args.rounds)]
             health = httpx.get(f"http://127.0.0.1:{port}/health").json()
