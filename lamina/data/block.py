@@ -11,11 +11,17 @@ A :class:`DataBlock` joins one block per element of the ``(x, ..., y, ...)`` tup
 (``get_items``), how to read each element from an item (``get_x``/``get_y`` or ``getters``) and how to split them
 (``splitter``). Transforms are copied for every ``datasets``/``dataloaders`` call, so state learned from one source
 (a vocab, normalization statistics) never leaks into another.
+
+A block may name the types its element already has on its own (``element_types``: an image block takes a path, an
+array, a PIL image). A new item of such a type, when the training items are of another kind (table rows, indices),
+is that element already: it skips the getter. So ``dls.test_dl([path])`` and ``learn.predict(path)`` work on
+DataLoaders built from a table of file names, as they do on ones built from the files.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,6 +61,8 @@ class TransformBlock:
         item_tfms: transforms added to the DataLoader's ``after_item``.
         batch_tfms: transforms added to the DataLoader's ``after_batch``.
         dl_kwargs: DataLoader arguments this kind of data needs (e.g. a padding ``collate_fn``).
+        element_types: the types the element has on its own, which ``type_tfms`` take as they are (an image block:
+            paths, arrays, PIL images); a new item of one of them, unlike the training items, skips the getter.
 
     Examples:
         >>> block = TransformBlock(type_tfms=[Categorize()])
@@ -68,11 +76,13 @@ class TransformBlock:
         item_tfms: Any = None,
         batch_tfms: Any = None,
         dl_kwargs: dict[str, Any] | None = None,
+        element_types: Sequence[type] = (),
     ) -> None:
         self.type_tfms: list[Any] = list(listify(type_tfms))
         self.item_tfms: list[Any] = list(listify(item_tfms))
         self.batch_tfms: list[Any] = list(listify(batch_tfms))
         self.dl_kwargs: dict[str, Any] = dict(dl_kwargs or {})
+        self.element_types: tuple[type, ...] = tuple(element_types)
 
     def __repr__(self) -> str:
         return (
@@ -238,20 +248,37 @@ class SummaryError(RuntimeError):
     """
 
 
+def _kind(item: Any) -> tuple[type, ...]:
+    """The types of items of the same kind as ``item``: any path (``str`` or ``os.PathLike``) for a path."""
+    return (str, os.PathLike) if isinstance(item, (str, os.PathLike)) else (type(item),)
+
+
 class _Getter(ItemTransform):
-    """The first step of an element's pipeline: read that element from the whole raw item."""
+    """The first step of an element's pipeline: read that element from the whole raw item.
+
+    An item of one of ``element_types`` that is not of the kind of the training items (learned in ``setups``) is
+    the element already, e.g. an image path given to a pipeline that reads file names from table rows: it passes.
+    """
 
     order = -100
 
-    def __init__(self, func: Callable[[Any], Any]) -> None:
+    def __init__(self, func: Callable[[Any], Any], element_types: Sequence[type] = ()) -> None:
         super().__init__()
-        self.func = func
+        self.func, self.element_types = func, tuple(element_types)
+        self.item_kind_: tuple[type, ...] | None = None
+
+    def setups(self, items: Any) -> None:
+        if self.element_types and len(items):
+            self.item_kind_ = _kind(items[0])
 
     @property
     def name(self) -> str:
         return getattr(self.func, "__name__", None) or repr(self.func)
 
     def encodes(self, x: Any) -> Any:
+        kind = self.item_kind_
+        if kind is not None and isinstance(x, self.element_types) and not isinstance(x, kind):
+            return x
         return self.func(x)
 
     def __repr__(self) -> str:
@@ -398,8 +425,9 @@ class DataBlock:
 
     def _element_tfms(self, k: int) -> list[Any]:
         """Element ``k``'s pipeline: its getter, then (copies of) its block's type transforms."""
-        getter = [_Getter(self.getters[k])] if self.getters[k] is not None else []
-        return getter + copy.deepcopy(self.blocks[k].type_tfms)
+        block, func = self.blocks[k], self.getters[k]
+        getter = [_Getter(func, block.element_types)] if func is not None else []
+        return getter + copy.deepcopy(block.type_tfms)
 
     def _role(self, k: int) -> str:
         return "input" if k < self.n_inp else "target"

@@ -41,7 +41,7 @@ from lamina.core.tensors import (
 from lamina.core.transform import ItemTransform, Transform, decodes, exportable
 from lamina.data.block import TransformBlock
 from lamina.data.transforms import IntToFloatTensor, MultiCategorize
-from lamina.vision.core import LoadImage
+from lamina.vision.core import _IMAGE_SOURCES, LoadImage
 from lamina.vision.image import PILBase, PILImage, PILMask
 
 __all__ = [
@@ -341,6 +341,9 @@ def ImageBlock(cls: type[PILBase] = PILImage, skip_bad: bool = False) -> Transfo
     """Images as ``cls`` (colour ``PILImage`` by default) from files or from memory, scaled to floats in [0, 1] per
     batch. ``get_x`` may give a path, encoded bytes, a numpy array, a tensor or a PIL image (see :class:`LoadImage`).
 
+    Those are the image on its own: when the items are something else (table rows, indices), a new item that is one
+    of them skips ``get_x``, so ``dls.test_dl([path])`` and ``learn.predict(path)`` work after ``from_df``.
+
     Args:
         cls: the image class.
         skip_bad: replace unreadable files by blank images with a warning (see :class:`LoadImage`).
@@ -351,7 +354,9 @@ def ImageBlock(cls: type[PILBase] = PILImage, skip_bad: bool = False) -> Transfo
         >>> ImageBlock().type_tfms[0](np.zeros((28, 28), dtype=np.uint8)).shape  # an array in memory
         (3, 28, 28)
     """
-    return TransformBlock(type_tfms=[_LoadNamed(cls, skip_bad=skip_bad)], batch_tfms=[IntToFloatTensor()])
+    return TransformBlock(
+        type_tfms=[_LoadNamed(cls, skip_bad=skip_bad)], batch_tfms=[IntToFloatTensor()], element_types=_IMAGE_SOURCES
+    )
 
 
 def MaskBlock(codes: Sequence[str] | None = None, skip_bad: bool = False) -> TransformBlock:
@@ -370,6 +375,7 @@ def MaskBlock(codes: Sequence[str] | None = None, skip_bad: bool = False) -> Tra
         type_tfms=[_LoadNamed(PILMask, skip_bad=skip_bad)],
         item_tfms=[CheckMaskSize(), AddMaskCodes(codes)],
         batch_tfms=[IntToFloatTensor()],
+        element_types=_IMAGE_SOURCES,
     )
 
 

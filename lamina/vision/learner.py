@@ -359,20 +359,19 @@ class VisionLearner(Learner):
         cls = SegmentationInterpretation if seg else ClassificationInterpretation
         return cls.from_learner(self, **kwargs)
 
-    def _item(self, item: Any) -> Any:
-        if isinstance(item, (str, Path)):
-            return item
-        return image_load_step(self.dls)._image_cls.create(item)
-
     def predict(self, item: Any) -> tuple[Any, Tensor, Tensor]:
-        """Predict one image: a file path, a PIL image, an ``H x W [x C]`` uint8 array or a lamina image.
+        """Predict one image: a file path, encoded bytes, a PIL image, an ``H x W [x C]`` uint8 array or a lamina image.
+
+        It goes through the validation pipeline from the step that opens images, whatever the training items were
+        (table rows, indices): the same steps a learner loaded from its export runs. A raw item like the training
+        items (a table row) works too, before export.
 
         Returns:
             ``(decoded, index, probs)``: the label (list of labels for multi-label, pixel points of the model's
             input image for keypoints, codes for masks, values for regression), the decoded tensor and the
             activated outputs.
         """
-        dl = self.dls.test_dl([self._item(item)])
+        dl = self.dls.test_dl([item])
         inp, preds, _, dec = self.get_preds(dl=dl, with_input=True, with_decoded=True)
         return self._decode(preds[0], dec[0], inp[0][0])
 

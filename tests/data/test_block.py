@@ -103,6 +103,29 @@ def test_a_batch_transform_of_the_same_class_replaces_the_blocks_one(digit_folde
     assert [type(t).__name__ for t in dls.train.after_item.fs] == ["ToTensor"]
 
 
+def test_a_new_item_that_is_the_element_itself_skips_the_getter_of_a_table_of_file_names(digit_folder):
+    files = sorted((digit_folder / "valid").rglob("*.npy"))
+    table = pd.DataFrame({"fname": [str(f.relative_to(digit_folder)) for f in files],
+                          "label": [f.parent.name for f in files]})  # fmt: skip
+    block = TransformBlock(type_tfms=[LoadDigit()], batch_tfms=[IntToFloatTensor()], element_types=(Path,))
+    dblock = DataBlock((block, CategoryBlock), get_x=ColReader("fname", pref=digit_folder), get_y=ColReader("label"))
+    dls = dblock.dataloaders(table, bs=8)
+    by_path = dls.test_dl(files[:3]).one_batch()[0]  # paths: the images themselves, not rows
+    by_row = dls.test_dl(table.iloc[:3]).one_batch()[0]  # rows, like the training items: read by the getter
+    expected = torch.stack([torch.from_numpy(np.load(f)).float()[None] / 255 for f in files[:3]])
+    assert torch.equal(by_path.as_plain(), expected) and torch.equal(by_row.as_plain(), expected)
+
+
+def test_a_new_item_of_the_kind_of_the_training_items_still_goes_through_the_getter(digit_folder):
+    files = sorted((digit_folder / "valid").rglob("*.npy"))
+    neighbour = {f: files[(k + 1) % len(files)] for k, f in enumerate(files)}  # a getter from a path to another
+    block = TransformBlock(type_tfms=[LoadDigit()], batch_tfms=[IntToFloatTensor()], element_types=(Path,))
+    dblock = DataBlock((block, CategoryBlock), get_x=neighbour.__getitem__, get_y=parent_label)
+    dls = dblock.dataloaders(files, bs=8)
+    xb = dls.test_dl([files[0]]).one_batch()[0]
+    assert torch.equal(xb.as_plain()[0], torch.from_numpy(np.load(files[1])).float()[None] / 255)
+
+
 @pytest.fixture(scope="module")
 def digit_frame(mnist) -> pd.DataFrame:
     """Rows of real digits with a space-separated tag column, one-hot tag columns and a brightness column."""

@@ -1,17 +1,23 @@
 """vision_learner and unet_learner on real MNIST digits: a frozen pretrained body, ImageNet normalization, a head
-sized from the data, multi-label, keypoints in [-1, 1] decoded back to pixels, and a U-Net on digit masks."""
+sized from the data, multi-label, keypoints in [-1, 1] decoded back to pixels, and a U-Net on digit masks. On real
+solar-cell photos: predict and test_dl take an image right after training, whichever way the DataLoaders were built,
+and give what the loaded export gives."""
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
-from lamina.data.block import DataBlock, MultiCategoryBlock
+from lamina.data.block import CategoryBlock, DataBlock, MultiCategoryBlock
 from lamina.data.external import mnist_sample_arrays, package_file
+from lamina.data.getters import ColReader
 from lamina.data.splitters import RandomSplitter
 from lamina.data.transforms import Normalize, imagenet_stats
+from lamina.datasets import solar_cells
+from lamina.learner import load_learner
 from lamina.learner.metrics import accuracy_multi
 from lamina.vision import ImageBlock, ImageDataLoaders, PILImage, PointBlock, Resize, SegmentationDataLoaders
 from lamina.vision.learner import ScalePoints, unet_learner, vision_learner
@@ -193,3 +199,114 @@ def test_unet_metrics_and_loss_follow_the_target_masks_get_dice_images_get_a_pix
     assert [getattr(m, "func", m) for m in to_image.metrics] == [mae]
     x, y = to_image.dls.one_batch()
     assert to_image.model(x).shape == y.shape
+
+
+# ---------------------------------------------------------------- predict right after training, however the data came
+
+
+@pytest.fixture(scope="module")
+def solar(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """24 real solar-cell photos (300 x 300 grey), 6 of each label, and their table (``fname``, ``label``)."""
+    root = solar_cells(tmp_path_factory.mktemp("cache"))
+    return root, pd.read_csv(root / "labels.csv").groupby("label").head(6).reset_index(drop=True)
+
+
+def _tiny(dls):
+    torch.manual_seed(0)
+    return vision_learner(dls, "simple_cnn", pretrained=False, show_progress=False, logger=None)
+
+
+@pytest.fixture(scope="module")
+def from_df_learner(solar, tmp_path_factory):
+    """A small CNN trained one epoch on ``ImageDataLoaders.from_df``, and the learner loaded from its export."""
+    root, table = solar
+    learn = _tiny(ImageDataLoaders.from_df(table, root, fn_col="fname", label_col="label", item_tfms=Resize(32), bs=8))
+    learn.fit(1, 1e-2)
+    path = tmp_path_factory.mktemp("export") / "solar.lamina"
+    learn.export(path)
+    return learn, load_learner(path)
+
+
+def test_predict_on_a_path_works_right_after_from_df_training_and_equals_the_loaded_exports_prediction(
+    solar, from_df_learner
+):
+    (root, table), (learn, loaded) = solar, from_df_learner
+    for fname in table["fname"][::6]:
+        label, index, probs = learn.predict(root / fname)
+        assert label == learn.vocab[int(index)] and probs.shape == (4,)
+        got_label, _, got_probs = loaded.predict(root / fname)
+        assert got_label == label and torch.equal(got_probs, probs)
+
+
+def test_predict_after_from_df_takes_any_image_source_or_a_row_of_the_table_alike(solar, from_df_learner):
+    (root, table), (learn, _) = solar, from_df_learner
+    path = root / table["fname"][3]
+    probs = learn.predict(path)[2]
+    sources = (str(path), path.read_bytes(), Image.open(path), np.asarray(Image.open(path)), PILImage.create(path))
+    for source in (*sources, table.iloc[3]):
+        assert torch.equal(learn.predict(source)[2], probs)
+
+
+def test_test_dl_of_paths_after_from_df_predicts_as_the_loaded_export_and_as_predict_one_by_one(solar, from_df_learner):
+    (root, table), (learn, loaded) = solar, from_df_learner
+    paths = [root / f for f in table["fname"][:5]]
+    probs = learn.get_preds(dl=learn.dls.test_dl(paths))[0]
+    assert probs.shape == (5, 4)
+    assert torch.equal(probs, loaded.get_preds(dl=loaded.dls.test_dl(paths))[0])
+    by_row = learn.get_preds(dl=learn.dls.test_dl(table.iloc[:5]))[0]  # rows, like the training items
+    assert torch.equal(by_row, probs)
+    one_by_one = torch.stack([learn.predict(p)[2] for p in paths])
+    assert torch.allclose(one_by_one, probs, atol=1e-5)  # a batch of 5 may round differently from 5 batches of 1
+
+
+def test_show_results_after_from_df_titles_each_rows_label_over_the_prediction(from_df_learner):
+    learn = from_df_learner[0]
+    fig = learn.show_results(max_n=4)
+    rows = learn.dls.valid.dataset.items.iloc[:4]
+    predicted = learn.get_preds()[0][:4].argmax(1).tolist()
+    assert [ax.get_title() for ax in fig.axes] == [f"{y}/{learn.vocab[k]}" for y, k in zip(rows["label"], predicted)]
+
+
+def _flat_copies(root: Path, table: pd.DataFrame, dest: Path) -> list[str]:
+    """The photos copied to ``dest`` as ``<label>_<name>.png``, and in ``dest/<train|valid>/<label>/`` folders."""
+    names = []
+    for k, (fname, label) in enumerate(zip(table["fname"], table["label"])):
+        name = f"{label}_{Path(fname).name}"
+        (dest / name).write_bytes((root / fname).read_bytes())
+        folder = dest / "folders" / ("valid" if k % 3 == 0 else "train") / label
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes((root / fname).read_bytes())
+        names.append(name)
+    return names
+
+
+def _image_dataloaders(how: str, root: Path, table: pd.DataFrame, dest: Path):
+    names, kwargs = _flat_copies(root, table, dest), {"item_tfms": Resize(32), "bs": 8}
+    if how == "from_folder":
+        return ImageDataLoaders.from_folder(dest / "folders", **kwargs)
+    if how == "from_name_func":
+        return ImageDataLoaders.from_name_func(dest, names, lambda n: n.split("_cell")[0], **kwargs)
+    if how == "from_name_re":
+        return ImageDataLoaders.from_name_re(dest, names, r"^(.+)_cell\d+\.png$", **kwargs)
+    if how == "from_lists":
+        return ImageDataLoaders.from_lists(root, list(table["fname"]), list(table["label"]), **kwargs)
+    if how == "from_csv":
+        table.to_csv(dest / "labels.csv", index=False)
+        return ImageDataLoaders.from_csv(root, str(dest / "labels.csv"), fn_col="fname", label_col="label", **kwargs)
+    dblock = DataBlock((ImageBlock, CategoryBlock), get_x=ColReader("fname", pref=root), get_y=ColReader("label"),
+                       item_tfms=Resize(32))  # fmt: skip
+    return dblock.dataloaders(table, bs=8)
+
+
+@pytest.mark.parametrize(
+    "how", ["from_folder", "from_name_func", "from_name_re", "from_lists", "from_csv", "datablock_col_reader"]
+)
+def test_predict_and_test_dl_take_a_path_for_every_way_of_building_image_dataloaders(how, solar, tmp_path):
+    root, table = solar
+    learn = _tiny(_image_dataloaders(how, root, table, tmp_path))
+    path = root / table["fname"][7]
+    label, _, probs = learn.predict(path)
+    assert torch.equal(learn.get_preds(dl=learn.dls.test_dl([path]))[0][0], probs)
+    learn.export(tmp_path / "export.lamina")
+    got_label, _, got_probs = load_learner(tmp_path / "export.lamina").predict(path)
+    assert got_label == label and torch.equal(got_probs, probs)
