@@ -414,7 +414,8 @@ class TextDataLoaders(DataLoaders):
 
     @classmethod
     def from_csv(cls, csv: str | Path, encoding: str = "utf-8", **kwargs: Any) -> TextDataLoaders:
-        """Loaders over a CSV file of texts: read with pandas, then :meth:`from_df`.
+        """Loaders over a CSV file of texts: read with pandas (empty cells and texts such as ``NA`` stay strings),
+        then :meth:`from_df`.
 
         Args:
             csv: the file.
@@ -428,7 +429,7 @@ class TextDataLoaders(DataLoaders):
             >>> TextDataLoaders.from_csv(path, label_col="label", min_freq=1, bs=4).vocab
             ['n', 'y']
         """
-        return cls.from_df(pd.read_csv(csv, encoding=encoding), **kwargs)
+        return cls.from_df(pd.read_csv(csv, encoding=encoding, keep_default_na=False), **kwargs)
 
     @classmethod
     def from_folder(

@@ -36,12 +36,13 @@ __all__ = ["BucketDataLoader", "LMDataLoader", "bucket_order", "jittered_lengths
 
 
 def jittered_lengths(total: int, seq_len: int, n: int, generator: torch.Generator, half_prob: float = 0.05,
-                     std: float = 5.0) -> list[int]:  # fmt: skip
+                     rel_std: float = 5 / 70) -> list[int]:  # fmt: skip
     """``n`` sequence lengths of about ``seq_len`` that add up to exactly ``total`` (ULMFiT's variable BPTT).
 
     Each length is drawn as ``seq_len`` (or ``seq_len / 2`` with probability ``half_prob``) plus Gaussian noise
-    of standard deviation ``std`` tokens, kept in ``[1, 2 * seq_len]``; the lengths are then scaled to add up to
-    ``total`` (rounding at cumulative boundaries), so an epoch has exactly ``n`` batches and covers every token.
+    of standard deviation ``rel_std * seq_len`` (ULMFiT: 5 tokens at 70), kept in ``[seq_len / 4, 2 * seq_len]``;
+    the lengths are then scaled to add up to ``total`` (rounding at cumulative boundaries), so an epoch has exactly
+    ``n`` batches and covers every token.
 
     Args:
         total: the tokens to cover (columns of the stream).
@@ -49,7 +50,7 @@ def jittered_lengths(total: int, seq_len: int, n: int, generator: torch.Generato
         n: how many lengths.
         generator: the random generator.
         half_prob: the chance of a half-length draw.
-        std: the noise, in tokens.
+        rel_std: the noise, as a share of ``seq_len``.
 
     Examples:
         >>> lengths = jittered_lengths(1000, 70, 15, torch.Generator().manual_seed(0))
@@ -60,7 +61,7 @@ def jittered_lengths(total: int, seq_len: int, n: int, generator: torch.Generato
         raise ValueError(f"cannot cut {total} tokens into {n} sequences of at least one token")
     half = torch.rand(n, generator=generator) < half_prob
     base = torch.where(half, torch.tensor(seq_len / 2), torch.tensor(float(seq_len)))
-    raw = (base + std * torch.randn(n, generator=generator)).clamp(1.0, 2.0 * seq_len)
+    raw = (base + rel_std * seq_len * torch.randn(n, generator=generator)).clamp(max(1.0, seq_len / 4), 2.0 * seq_len)
     bounds = torch.round(torch.cumsum(raw, 0) * (total / float(raw.sum()))).long()
     bounds[-1] = total
     lengths = torch.diff(bounds, prepend=torch.zeros(1, dtype=torch.long))

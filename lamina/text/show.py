@@ -12,7 +12,7 @@ __all__ = ["show_text_results", "show_text_table"]
 
 
 def _cell(value: Any, max_chars: int, width: int) -> str:
-    text = " ".join(str(value).split())
+    text = " ".join("".join(c for c in str(value) if c.isprintable() or c.isspace()).split())
     if len(text) > max_chars:
         text = text[: max_chars - 3] + "..."
     return "\n".join(textwrap.wrap(text, width)) or " "
