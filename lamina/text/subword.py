@@ -122,14 +122,23 @@ class SubwordTokenizer:
             raise ValueError(f"this {self.model} tokenizer is not trained: call tokenizer.train(training_texts) first")
         return self._tok
 
+    def _pieces(self) -> list[str]:
+        """The vocabulary by id (kept, so tokens are read from ids: an unknown piece becomes ``xxunk``)."""
+        model = self._model()
+        if getattr(self, "_pieces_of", None) is not model:
+            self._pieces_by_id, self._pieces_of = self.vocab, model
+        return self._pieces_by_id
+
     def tokenize(self, text: str) -> list[str]:
-        """The subword tokens of one text, ``xxbos`` first."""
-        return [BOS, *self._model().encode(self._prepared(text)).tokens]
+        """The subword tokens of one text, ``xxbos`` first; a piece the model does not know is ``xxunk``."""
+        pieces = self._pieces()
+        return [BOS, *(pieces[i] for i in self._model().encode(self._prepared(text)).ids)]
 
     def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
         """The subword tokens of each text (encoded in one call of the library)."""
+        pieces = self._pieces()
         encodings = self._model().encode_batch([self._prepared(t) for t in texts])
-        return [[BOS, *e.tokens] for e in encodings]
+        return [[BOS, *(pieces[i] for i in e.ids)] for e in encodings]
 
     def decode(self, tokens: Sequence[str]) -> str:
         """The text of subword tokens (``xxbos``, ``xxeos`` and ``xxpad`` dropped)."""
@@ -174,7 +183,8 @@ class SubwordTokenizer:
 
     def __getstate__(self) -> dict[str, Any]:
         # worker processes get the model as its JSON (the library's own objects are rebuilt from it)
-        return {**self.__dict__, "_tok": self._tok.to_str() if self._tok is not None else None}
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_pieces")}
+        return {**state, "_tok": self._tok.to_str() if self._tok is not None else None}
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         tok_json = d.pop("_tok")
