@@ -580,7 +580,8 @@ def tokenizer_from_state(state: dict[str, Any]) -> TextTokenizer:
 
 
 class TokenizedTexts:
-    """The tokens of a corpus: in a cache file (read back one text at a time) or in memory.
+    """The tokens of a corpus: in a cache file (read back one text at a time) or in memory, each text's tokens kept
+    as one string (tokens joined by spaces: a few times smaller than a list of strings) and split when read.
 
     Attributes:
         counts: how often each token occurs in the whole corpus.
@@ -599,7 +600,7 @@ class TokenizedTexts:
         n_texts: int,
         counts: Counter[str],
         path: Path | None = None,
-        lines: list[list[str]] | None = None,
+        lines: list[str] | None = None,
         cache_hit: bool = False,
     ) -> None:
         self.n_texts, self.counts, self.path, self._lines, self.cache_hit = n_texts, counts, path, lines, cache_hit
@@ -610,7 +611,7 @@ class TokenizedTexts:
 
     def __iter__(self) -> Iterator[list[str]]:
         if self._lines is not None:
-            return iter(self._lines)
+            return (line.split(" ") if line else [] for line in self._lines)
         return self._read()
 
     def _read(self) -> Iterator[list[str]]:
@@ -622,7 +623,7 @@ class TokenizedTexts:
 
     def to_list(self) -> list[list[str]]:
         """Every text's tokens, in memory."""
-        return list(self._lines) if self._lines is not None else list(self._read())
+        return list(self)
 
     def __repr__(self) -> str:
         where = f"cache {self.path.name}" if self.path is not None else "in memory"
@@ -784,8 +785,8 @@ def tokenize_texts(
 
 def _in_memory(texts: Iterable[str], tokenizer: TextTokenizer, n_workers: int, chunk_size: int) -> TokenizedTexts:
     counts: Counter[str] = Counter()
-    token_lists: list[list[str]] = []
+    kept: list[str] = []
     for lines, chunk_counts in _tokenized_chunks(texts, tokenizer, n_workers, chunk_size):
         counts.update(chunk_counts)
-        token_lists += [line.split(" ") if line else [] for line in lines[:-1].split("\n")]
-    return TokenizedTexts(len(token_lists), counts, lines=token_lists)
+        kept += lines[:-1].split("\n")
+    return TokenizedTexts(len(kept), counts, lines=kept)

@@ -179,6 +179,14 @@ def _pad_idx_of(dataset: Any) -> int | None:
     return None
 
 
+def _as_text(parts: Sequence[Tensor]) -> list[TensorText]:
+    """Views of token ids typed as ``TensorText`` (new tensor objects sharing storage; ids never need gradients)."""
+    if parts and parts[0].is_inference():
+        return [retype(p, TensorText) for p in parts]
+    make = Tensor._make_subclass
+    return [make(TensorText, p, False) for p in parts]
+
+
 class _TextLoaderMixin:
     """Decoding rows of ids back to text (through the dataset's pipeline when it has one)."""
 
@@ -264,7 +272,7 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
         self.seq_len, self.jitter = seq_len, jitter
         self._args.update(seq_len=seq_len, jitter=jitter)
         docs = [_as_ids(it[0], i) for i, it in enumerate(_read_items(dataset))]
-        self.flat, self.offsets, self.lengths = _flatten(docs)
+        self.flat, self.offsets, self.lengths = _flatten([d for d in docs if len(d)])  # empty texts add nothing
         self.n_cols = len(self.flat) // bs
         if self.n_cols < 2:
             raise ValueError(
@@ -278,23 +286,30 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
     def __len__(self) -> int:
         return math.ceil((self.n_cols - 1) / self.seq_len)
 
-    def _generator(self, advance: bool) -> torch.Generator:
-        g = torch.Generator()
-        seed = self.seed + self.epoch if self.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
-        g.manual_seed(seed)
+    def _generator(self, advance: bool) -> torch.Generator | None:
+        """This epoch's random generator (``None`` without shuffling: nothing random happens)."""
+        g = None
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch if self.seed is not None else int(torch.randint(0, 2**62, (1,))))
         if advance:
             self.epoch += 1
         return g
 
-    def _stream(self, g: torch.Generator) -> Tensor:
+    def _stream(self, g: torch.Generator | None) -> Tensor:
         """This epoch's token stream: the documents in shuffled order (training) or as they are."""
-        if not self.shuffle:
+        if g is None:
             return self.flat
         order = torch.randperm(len(self.lengths), generator=g)
         lens = self.lengths[order]
-        starts_new = torch.cumsum(lens, 0) - lens
-        shift = torch.repeat_interleave(self.offsets[order] - starts_new, lens)
-        return self.flat[torch.arange(len(self.flat)) + shift]
+        starts = torch.cumsum(lens, 0) - lens
+        # position p of the new stream reads flat[p + shift(p)], shift being constant over each document: built as
+        # the running sum of its changes at document starts (cheaper than repeating it token by token)
+        shift = self.offsets[order] - starts
+        changes = torch.zeros(len(self.flat), dtype=torch.long)
+        changes.index_add_(0, starts, torch.diff(shift, prepend=shift.new_zeros(1)))
+        idx = torch.cumsum(changes, 0).add_(torch.arange(len(self.flat)))
+        return torch.index_select(self.flat, 0, idx)
 
     def _epoch(self, advance: bool) -> list[tuple[TensorText, TensorText]]:
         """This epoch's batches, made at once as views of the stream cut into ``bs`` rows."""
@@ -302,12 +317,12 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
         stream = self._stream(g)
         rows = stream[: self.bs * self.n_cols].view(self.bs, self.n_cols)
         total, n = self.n_cols - 1, len(self)
-        if self.shuffle and self.jitter:
+        if g is not None and self.jitter:
             lengths = jittered_lengths(total, self.seq_len, n, g)
         else:
             lengths = [self.seq_len] * (n - 1) + [total - self.seq_len * (n - 1)]
         xs, ys = torch.split(rows[:, :-1], lengths, 1), torch.split(rows[:, 1:], lengths, 1)
-        return [(retype(x, TensorText), retype(y, TensorText)) for x, y in zip(xs, ys)]
+        return list(zip(_as_text(xs), _as_text(ys)))
 
     def _descriptions(self, advance: bool) -> list[tuple[Any, int | None]]:
         self._batches = self._epoch(advance)

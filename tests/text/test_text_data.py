@@ -251,3 +251,18 @@ def test_factories_explain_bad_columns_and_missing_labels(df):
     with pytest.raises(SerialError, match="not registered"):
         TextDataLoaders.from_df(df.head(50), label_col="sentiment", min_freq=1,
                                 tokenizer=WordTokenizer(post_rules=[lambda t: t])).tokenizer.state()  # fmt: skip
+
+
+def test_the_shuffled_lm_stream_is_the_documents_concatenated_in_a_random_order():
+    docs = [list(range(100 * k, 100 * k + n)) for k, n in enumerate([3, 1, 0, 5, 2, 4])]
+    dl = LMDataLoader(docs, bs=2, seq_len=3, shuffle=True, seed=7)
+    g = torch.Generator().manual_seed(7)
+    stream = dl._stream(g)
+    order = torch.randperm(5, generator=torch.Generator().manual_seed(7)).tolist()  # the empty document is dropped
+    kept = [d for d in docs if d]
+    assert stream.tolist() == [t for i in order for t in kept[i]]
+
+
+def test_lm_and_classifier_loaders_iterate_under_inference_mode(lm, clas):
+    with torch.inference_mode():
+        assert len(list(lm.train)) == len(lm.train) and len(list(clas.valid)) == len(clas.valid)
