@@ -77,3 +77,26 @@ def test_from_df_trains_the_subword_tokenizer_on_the_training_texts_only():
     x, _ = dls.valid.one_batch()
     row = x[-1][x[-1] != dls.pad_idx]
     assert dls.decode_ids(row) in {" ".join(t.split()) for t in df.loc[df["is_valid"], "text"]}
+
+
+def test_in_a_data_block_tokenize_trains_an_untrained_subword_tokenizer_on_the_training_items_only():
+    from operator import itemgetter
+
+    from lamina.data.block import CategoryBlock, DataBlock
+    from lamina.data.splitters import IndexSplitter
+    from lamina.text import TextBlock
+
+    rows = tweets(400).to_dict("records")
+    valid_idx = [i for i, r in enumerate(rows) if r["is_valid"]]
+    block = TextBlock(SubwordTokenizer("bpe", vocab_size=300), min_freq=1)
+    dblock = DataBlock(
+        blocks=(block, CategoryBlock),
+        get_x=itemgetter("text"),
+        get_y=itemgetter("sentiment"),
+        splitter=IndexSplitter(valid_idx),
+    )
+    dls = dblock.dataloaders(rows, bs=8)
+    alone = SubwordTokenizer("bpe", vocab_size=300)
+    alone.train(r["text"] for r in rows if not r["is_valid"])
+    assert dls.tokenizer.is_trained and dls.tokenizer.vocab == alone.vocab
+    assert set(dls.text_vocab) <= set(alone.vocab)
