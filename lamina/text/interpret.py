@@ -201,9 +201,10 @@ class TextClassificationInterpretation:
         df = self.top_losses(k)
         fig, ax = plt.subplots(figsize=(12, 0.5 + 0.45 * max(len(df), 1)))
         ax.axis("off")
-        for row, r in enumerate(df.itertuples()):
-            text = r.text if len(r.text) <= width else r.text[: width - 3] + "..."
-            line = f"{r.target} / {r.prediction} / {r.probability:.2f} / {r.loss:.2f}   {text}"
+        rows = zip(df["text"].astype(str), df["target"], df["prediction"], df["probability"], df["loss"])
+        for row, (text, target, prediction, probability, loss) in enumerate(rows):
+            text = text if len(text) <= width else text[: width - 3] + "..."
+            line = f"{target} / {prediction} / {probability:.2f} / {loss:.2f}   {text}"
             ax.text(0.0, 1 - (row + 0.5) / max(len(df), 1), line, family="monospace", fontsize=9, va="center")
         ax.set_title("target / prediction / probability / loss   text", loc="left", family="monospace")
         return fig

@@ -127,9 +127,10 @@ class RNNRegularizer(Callback):
             return
         raw = [r for r in self._raw if r.requires_grad]  # a classifier's early chunks run without gradients
         dropped = [d for d in self._dropped if d.requires_grad] or raw
-        extra = sum(self.alpha * d.float().pow(2).mean() for d in dropped if d.numel())
-        extra = extra + sum(self.beta * (r[:, 1:] - r[:, :-1]).float().pow(2).mean() for r in raw if r.shape[1] > 1)
-        self.learn.loss = self.learn.loss + extra
+        terms = [self.alpha * d.float().pow(2).mean() for d in dropped if d.numel()]
+        terms += [self.beta * (r[:, 1:] - r[:, :-1]).float().pow(2).mean() for r in raw if r.shape[1] > 1]
+        if terms:
+            self.learn.loss = self.learn.loss + torch.stack(terms).sum()
         self._raw, self._dropped = [], []
 
     def after_fit(self) -> None:
@@ -234,8 +235,10 @@ class TextLearner(Learner):
                if k in own and v.shape != own[k].shape]  # fmt: skip
         missing = sorted(set(own) - set(state))
         if bad or missing:
-            raise ValueError(f"{path} does not fit this encoder ({bad[:3]}, missing {missing[:3]}): build both "
-                             "learners with the same AWD_LSTM config (emb_sz, n_hid, n_layers); nothing was loaded")  # fmt: skip
+            raise ValueError(
+                f"{path} does not fit this encoder ({bad[:3]}, missing {missing[:3]}): build both learners with the "
+                "same AWD_LSTM config (emb_sz, n_hid, n_layers); nothing was loaded"
+            )
         encoder.load_state_dict(state)
         if self.opt is not None:
             self.opt.clear_state()
@@ -318,7 +321,7 @@ def _sample(
     generator: torch.Generator | None,
 ) -> list[int]:
     """Sample ``n_words`` ids after ``ids`` with the encoder's pure ``encode`` (the carried state is untouched)."""
-    decoder = cast(nn.Module, getattr(model, "decoder"))
+    decoder = cast(nn.Module, model.decoder)
     device = encoder.embedding.weight.device
     if model.training:
         model.eval()
@@ -534,7 +537,8 @@ def text_classifier_learner(
         return transformer_classifier_learner(dls, arch, metrics=metrics, **kwargs)
     _arch_name(arch)
     tokenizer, text_vocab, pad_idx = _data_parts(dls, "text_classifier_learner")
-    classes = list(dls.vocab) if getattr(dls, "vocab", None) is not None else None
+    vocab = getattr(dls, "vocab", None)
+    classes = list(vocab) if vocab is not None else []
     if not classes:
         raise TypeError("text_classifier_learner needs class names (dls.vocab): build the loaders with a label column")
     model_kwargs = {"vocab_sz": len(text_vocab), "n_class": len(classes), "config": {**(config or {}),

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from torch import Tensor, nn
 
 from lamina.learner.export import warn_if_not_exportable
@@ -177,7 +176,7 @@ class TransformerClassifier(nn.Module):
 
     def __init__(self, body: nn.Module, n_class: int, pad_idx: int = 0, head_p: float = 0.1) -> None:
         super().__init__()
-        hidden = int(getattr(body, "config").hidden_size)
+        hidden = int(cast(Any, body).config.hidden_size)
         self.body, self.pad_idx = body, pad_idx
         self.head = nn.Sequential(nn.Dropout(head_p), nn.Linear(hidden, n_class))
 
@@ -235,9 +234,9 @@ def transformer_split(model: nn.Module) -> list[list[Tensor]]:
     """
     if not isinstance(model, TransformerClassifier):
         raise TypeError(f"transformer_split needs a TransformerClassifier, got {type(model).__name__}")
-    blocks = [list(b.parameters()) for b in _blocks(model.body)]
+    blocks: list[list[Tensor]] = [list(b.parameters()) for b in _blocks(model.body)]
     in_blocks = {id(p) for g in blocks for p in g}
-    rest = [p for p in model.body.parameters() if id(p) not in in_blocks]
+    rest: list[Tensor] = [p for p in model.body.parameters() if id(p) not in in_blocks]
     return [rest, *blocks, list(model.head.parameters())]
 
 
@@ -343,8 +342,10 @@ def transformer_classifier_learner(
     folder = _folder(folder)
     tokenizer = HFTokenizer.from_folder(folder, max_length)
     if int(getattr(dls, "pad_idx", -1)) != tokenizer.pad_idx:
-        raise ValueError(f"the loaders pad with {getattr(dls, 'pad_idx', None)} but the model's tokenizer with "
-                         f"{tokenizer.pad_idx}: build them with transformer_dataloaders(df, {str(folder)!r})")  # fmt: skip
+        raise ValueError(
+            f"the loaders pad with {getattr(dls, 'pad_idx', None)} but the model's tokenizer with {tokenizer.pad_idx}: "
+            f"build them with transformer_dataloaders(df, {str(folder)!r})"
+        )
     transformers = _require("transformers")
     classes = list(dls.vocab)
     config = _hf_config(folder)
@@ -359,6 +360,7 @@ def transformer_classifier_learner(
                                vocab=classes, **kwargs)  # fmt: skip
     learn.app, learn.model_spec = "text", {"name": "hf_text_classifier", "kwargs": spec}
     import lamina.text.export  # noqa: F401  (registers the "text" export application)
+
     warn_if_not_exportable(learn, "transformer_classifier_learner")
     return learn
 

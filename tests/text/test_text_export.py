@@ -16,7 +16,9 @@ from lamina.learner import ExportError, load_learner, read_export
 from lamina.text import TextDataLoaders
 from lamina.text.learner import language_model_learner, text_classifier_learner
 from lamina.text.models import AWD_LSTM
-from tests.text.tweet_sample import TINY, tweets
+from tests.text.tweets_data import tweets
+
+TINY = {"emb_sz": 16, "n_hid": 24, "n_layers": 2}
 
 TEXTS = ["I love my new self-driving car!", "Worst flight ever @united", "the weather is weather", ""]
 
@@ -35,8 +37,9 @@ print(json.dumps({"labels": [o[0] for o in out], "probs": [o[2].tolist() for o i
 def classifier(tmp_path_factory):
     torch.manual_seed(0)
     dls = TextDataLoaders.from_df(tweets(200), label_col="sentiment", valid_col="is_valid", bs=16, seed=0)
-    learn = text_classifier_learner(dls, AWD_LSTM, config=TINY, seq_len=12, path=tmp_path_factory.mktemp("clf"),
-                                    show_progress=False, logger=None)
+    learn = text_classifier_learner(
+        dls, AWD_LSTM, config=TINY, seq_len=12, path=tmp_path_factory.mktemp("clf"), show_progress=False, logger=None
+    )
     learn.fit(1, 1e-2)
     return learn
 
@@ -84,7 +87,7 @@ def test_the_language_model_exports_and_writes_the_same_continuation_after_loadi
 def test_a_vocabulary_that_does_not_fit_the_model_is_refused(classifier, tmp_path):
     from lamina.text.export import rebuild_text
 
-    spec, tensors = read_export(classifier.export(tmp_path / "tweets.lamina"))
+    spec, _tensors = read_export(classifier.export(tmp_path / "tweets.lamina"))
     data = {**spec["data"], "text_vocab": spec["data"]["text_vocab"][:-3]}
     with pytest.raises(ExportError, match="token vocabulary has"):
         rebuild_text(data, {}, classifier.model, None)

