@@ -105,9 +105,10 @@ def ulmfit(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str
         clf.fit_one_cycle(n, lrs, moms=(0.8, 0.7, 0.8)) if n else None
         seconds += time.perf_counter() - start
         epochs += n
-    acc = float(clf.validate()[1])
+    # the last epoch's row of the recorder: [epoch, train loss, valid loss, metrics..., seconds]
+    acc = float(clf.recorder.values[-1][3])
     return {"accuracy": acc, "lm_epoch_s": lm_epoch, "clf_epoch_s": seconds / max(epochs, 1),
-            "lm_perplexity": float(lm.validate()[2])}  # fmt: skip
+            "lm_perplexity": float(lm.recorder.values[-1][4])}  # fmt: skip
 
 
 def minilm(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str, float]:
@@ -123,7 +124,8 @@ def minilm(df: pd.DataFrame, args: argparse.Namespace, folder: Path) -> dict[str
                                   max_length=64)  # fmt: skip
     learn = text_classifier_learner(dls, str(model_folder), path=folder, show_progress=False)
     epoch = _timed(lambda: learn.fit_one_cycle(args.minilm_epochs, slice(2e-5, 1e-4)), args.minilm_epochs)
-    return {"accuracy": float(learn.validate()[1]), "epoch_s": epoch, "train_rows": float((~data.is_valid).sum())}
+    acc = float(learn.recorder.values[-1][3])  # the last epoch's validation accuracy
+    return {"accuracy": acc, "epoch_s": epoch, "train_rows": float((~data.is_valid).sum())}
 
 
 def main() -> None:
