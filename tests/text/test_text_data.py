@@ -266,3 +266,17 @@ def test_the_shuffled_lm_stream_is_the_documents_concatenated_in_a_random_order(
 def test_lm_and_classifier_loaders_iterate_under_inference_mode(lm, clas):
     with torch.inference_mode():
         assert len(list(lm.train)) == len(lm.train) and len(list(clas.valid)) == len(clas.valid)
+
+
+@pytest.mark.parametrize("kind", ["lm", "clas"])
+def test_a_text_loaders_state_resumes_an_epoch_in_the_same_order(kind, lm, clas):
+    dl = (lm if kind == "lm" else clas).train.new(seed=None)
+    it = iter(dl)
+    next(it), next(it)
+    state = dl.state_dict()
+    rest = [b[1].clone() for b in it]
+    again = dl.new()
+    again.load_state_dict(state)
+    assert again.start_batch == 2
+    resumed = [b[1] for b in again]
+    assert len(resumed) == len(rest) == len(dl) - 2 and all(torch.equal(a, b) for a, b in zip(resumed, rest))
