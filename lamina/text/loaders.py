@@ -187,6 +187,12 @@ def _as_text(parts: Sequence[Tensor]) -> list[TensorText]:
     return [make(TensorText, p, False) for p in parts]
 
 
+def _copied(b: tuple[TensorText, TensorText]) -> tuple[TensorText, TensorText]:
+    """A batch of views of the token stream as new tensors, so batch transforms that work in place (or a caller
+    writing into a batch) cannot change the stream of later batches and epochs."""
+    return (retype(b[0].as_plain().clone(), TensorText), retype(b[1].as_plain().clone(), TensorText))
+
+
 class _TextLoaderMixin:
     """Decoding rows of ids back to text (through the dataset's pipeline when it has one)."""
 
@@ -239,8 +245,9 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
     """Contiguous ``bs x L`` token runs of the concatenated documents for a language model: ``(x, y)`` with ``y``
     the next token of each position of ``x``, both :class:`~lamina.core.tensors.TensorText`.
 
-    Every epoch (training: ``shuffle=True``) reorders the documents, so each epoch sees a different stream. Batch
-    transforms (``after_batch``) run on each batch; item transforms do not apply (documents are read once as ids).
+    Every epoch (training: ``shuffle=True``) reorders the documents, so each epoch sees a different stream. Batches
+    are views of the epoch's stream (copied before batch transforms, which then cannot change it); item transforms do
+    not apply (documents are read once as ids).
     Every batch has ``bs`` rows, so ``drop_last`` has no effect. Batches are made in this process by slicing
     (``num_workers`` must be 0).
 
@@ -338,12 +345,12 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
         plain = self.device is None and not len(self.after_batch)
         for done, b in enumerate(self._batches[start:], start + 1):
             position["batch"] = done
-            yield b if plain else self._finish(b)
+            yield b if plain else self._finish(_copied(b))
         self._position = {"epoch": self.epoch, "batch": 0, "order_seed": None}
 
     def one_batch(self) -> Any:
         """The first batch of an epoch (without advancing the epoch)."""
-        return self._finish(self._epoch(advance=False)[0])
+        return self._finish(_copied(self._epoch(advance=False)[0]))
 
     def table(self, b: Any = None, max_n: int = 9, preds: Tensor | None = None) -> Any:
         """A DataFrame of up to ``max_n`` rows of a batch: each row's text, its target text and, given ``preds``
