@@ -180,11 +180,8 @@ def _pad_idx_of(dataset: Any) -> int | None:
 
 
 def _as_text(parts: Sequence[Tensor]) -> list[TensorText]:
-    """Views of token ids typed as ``TensorText`` (new tensor objects sharing storage; ids never need gradients)."""
-    if parts and parts[0].is_inference():
-        return [retype(p, TensorText) for p in parts]
-    make = Tensor._make_subclass
-    return [make(TensorText, p, False) for p in parts]
+    """Views of token ids typed as ``TensorText``: new tensor objects sharing their storage."""
+    return [p.as_subclass(TensorText) for p in parts]
 
 
 def _copied(b: tuple[TensorText, TensorText]) -> tuple[TensorText, TensorText]:
