@@ -2,9 +2,12 @@
 
 A thin layer over the public API: :func:`~lamina.learner.load_learner` rebuilds the learner, and one worker thread
 (:class:`BatchWorker`) owns it. Requests queue up; the worker takes up to ``max_batch`` of them (waiting at most
-``max_wait_ms`` for more after the first), runs them through ``learn.dls.test_dl(items)`` + ``learn.get_preds`` as
-one batch, and answers each. ``POST /predict`` takes an image upload (vision), a JSON row (tabular) or a JSON
-``{"user": ..., "item": ...}`` (collab); ``GET /health`` describes the model; ``GET /`` is a one-page web UI.
+``max_wait_ms`` for more after the first), runs them through the model as one batch, and answers each. An image
+model runs its batches through its graph form (:func:`lamina.vision.graph.vision_graph`: the validation resize, crop
+and normalization as tensor code, the same that ``export_graph`` writes), images of one size stacked together;
+other models, and preprocessing with no graph form, through ``learn.dls.test_dl(items)`` + ``learn.get_preds``.
+``POST /predict`` takes an image upload (vision), a JSON row (tabular) or a JSON ``{"user": ..., "item": ...}``
+(collab); ``GET /health`` describes the model; ``GET /`` is a one-page web UI.
 
 FastAPI and uvicorn are imported inside the functions that need them, so ``import lamina`` stays light. (No
 ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations, which name its own classes.)
@@ -266,6 +269,8 @@ class ServedModel:
             if self.kind in ("points", "mask"):
                 raise ValueError(f"lamina serve answers classification and regression models; this vision export "
                                  f"is a {self.kind!r} model: use learn.predict in Python")  # fmt: skip
+            self._load_image, self._graph = _vision_runner(learn)
+            self._channels = int(next(p for p in learn.model.parameters() if p.ndim == 4).shape[1])
         elif self.app == "tabular":
             proc = learn.dls.train.dataset.processor
             self.columns = [*proc.cat_names, *proc.cont_names]
@@ -288,17 +293,17 @@ class ServedModel:
         return {"app": self.app, "kind": self.kind, "labels": labels, "expects": self.expects, "columns": self.columns}
 
     def parse_image(self, data: bytes) -> Any:
-        """An uploaded file's bytes as a decoded image, or an :class:`InputError` saying what was expected."""
-        from lamina.vision.image import open_image
-
+        """An uploaded file's bytes decoded as the learner's pipeline decodes images (its image class, orientation
+        and draft mode), or an :class:`InputError` saying what was expected."""
         if self.app != "vision":
             raise InputError(f"this {self.app} model takes JSON, not a file upload: send {self.expects}")
         if not data:
             raise InputError(f"the uploaded file is empty: send {self.expects}")
         try:
-            return open_image(data)
+            return self._load_image(data)
         except Exception as e:
-            raise InputError(f"the upload is not an image Pillow can read ({type(e).__name__}: {e})") from None
+            cause = e.__cause__ or e
+            raise InputError(f"the upload is not an image Pillow can read ({type(cause).__name__}: {cause})") from None
 
     def parse_json(self, obj: Any) -> Any:
         """A JSON request body as one item for the model, or an :class:`InputError` saying what was expected."""
@@ -340,8 +345,12 @@ class ServedModel:
 
     def _vision_batch(self, items: list[Any]) -> list[dict[str, Any]]:
         learn = self.learn
-        with learn.no_bar():
-            preds, _, dec = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
+        arrays = _uint8_arrays(items, self._channels) if self._graph is not None else None
+        if self._graph is not None and arrays is not None:
+            preds, dec = _run_graph(self._graph, arrays)
+        else:
+            with learn.no_bar():
+                preds, _, dec = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
         out = []
         for probs, d in zip(preds, dec):
             if self.kind == "single":
@@ -371,6 +380,51 @@ class ServedModel:
             else:
                 out.append(_answer(readable[i], None, None, None))
         return out
+
+
+def _vision_runner(learn: Any) -> tuple[Callable[[bytes], Any], torch.nn.Module | None]:
+    """How the server decodes an upload (the learner's own image-loading step) and, when the learner's validation
+    preprocessing has a graph form (:func:`lamina.vision.graph.vision_graph`: the same resize, crop and normalization
+    as plain tensor code), the module that runs a batch of decoded images; ``None`` falls back to ``get_preds``."""
+    from lamina.learner.graph import GraphError
+    from lamina.vision.graph import vision_graph
+    from lamina.vision.learner import image_load_step
+
+    try:
+        module = vision_graph(learn).module
+    except GraphError:
+        return image_load_step(learn.dls), None
+    device = next(learn.model.parameters()).device
+    return image_load_step(learn.dls), module.eval().to(device)  # the server owns its learner: eval for good
+
+
+def _uint8_arrays(images: list[Any], channels: int) -> list[Any] | None:
+    """The decoded images as ``H x W x C`` uint8 arrays, the graph's input; ``None`` when one is not (a 16-bit
+    image, another channel count): that batch takes the learner's own pipeline."""
+    import numpy as np
+
+    arrays = [np.asarray(im.image) for im in images]
+    arrays = [a[..., None] if a.ndim == 2 else a for a in arrays]
+    return arrays if all(a.dtype == np.uint8 and a.shape[-1] == channels for a in arrays) else None
+
+
+def _run_graph(graph: torch.nn.Module, arrays: list[Any]) -> tuple[list[Tensor], list[Tensor]]:
+    """The graph's ``(probabilities, indices)`` per ``H x W x C`` uint8 array: arrays of one size run as one batch."""
+    import numpy as np
+
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.shape, []).append(i)
+    probs: list[Tensor] = [torch.empty(0)] * len(arrays)
+    decoded: list[Tensor] = [torch.empty(0)] * len(arrays)
+    device = next(graph.parameters()).device
+    with torch.inference_mode():
+        for ids in groups.values():
+            batch = torch.from_numpy(np.stack([arrays[i] for i in ids])).to(device)
+            p, d = graph(batch)
+            for k, i in enumerate(ids):
+                probs[i], decoded[i] = p[k].cpu(), d[k].cpu()
+    return probs, decoded
 
 
 def _require_serve_extra() -> None:
@@ -429,7 +483,7 @@ def create_app(model: ServedModel, max_batch: int = 32, max_wait_ms: float = 5.0
 
     _require_serve_extra()
     from fastapi import FastAPI, Query, Request
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     worker = BatchWorker(model.predict_batch, max_batch=max_batch, max_wait_ms=max_wait_ms)
 
@@ -455,13 +509,14 @@ def create_app(model: ServedModel, max_batch: int = 32, max_wait_ms: float = 5.0
         return {"status": "ok", **model.describe(), "max_batch": max_batch, "max_wait_ms": max_wait_ms, **counts}
 
     @app.post("/predict")
-    async def predict(request: Request, top: int = Query(5, ge=1, le=10000)) -> dict[str, Any]:
+    async def predict(request: Request, top: int = Query(5, ge=1, le=10000)) -> Response:
         item = await _read_item(request, model)
         try:
             result = await asyncio.wrap_future(worker.submit(item))
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise InputError(f"the model could not take this input: {type(e).__name__}: {e}") from None
-        return {**result, "top": result["top"][:top]}
+        # the answer is JSON-safe already: written directly, without FastAPI's validation and re-encoding
+        return Response(json.dumps({**result, "top": result["top"][:top]}), media_type="application/json")
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:

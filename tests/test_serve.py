@@ -124,6 +124,20 @@ def test_an_uploaded_digit_gets_the_label_index_and_top_classes_of_learn_predict
     assert health["labels"] == [str(d) for d in range(10)]
 
 
+def test_a_batch_of_uploads_runs_through_the_graph_form_and_answers_as_the_learners_own_pipeline(digits_export):
+    path, files = digits_export
+    served = ServedModel.load(path)
+    assert served._graph is not None  # the digits' preprocessing has a graph form: batches run as tensor code
+    items = [served.parse_image(f.read_bytes()) for f in files[:20]]
+    through_graph = served.predict_batch(items)
+    served._graph = None  # the learner's own pipeline (test_dl + get_preds), as for preprocessing with no graph form
+    through_pipeline = served.predict_batch(items)
+    for g, p in zip(through_graph, through_pipeline):
+        assert (g["prediction"], g["index"]) == (p["prediction"], p["index"])
+        for a, b in zip(g["top"], p["top"]):
+            assert a["index"] == b["index"] and a["probability"] == pytest.approx(b["probability"], abs=1e-5)
+
+
 def test_fifty_concurrent_uploads_share_batches_and_each_gets_its_own_right_answer(digits_export):
     path, files = digits_export
     learn = load_learner(path)

@@ -1,5 +1,12 @@
 """Callbacks that ship with lamina, one module per family."""
 
+from lamina.callbacks.experiment import (
+    ExperimentLogger,
+    MLflowCallback,
+    WandbCallback,
+    fit_params,
+    import_tracker,
+)
 from lamina.callbacks.hooks import (
     ActivationStats,
     Hook,
@@ -41,6 +48,9 @@ from lamina.callbacks.training import (
     GradientClip,
     frozen_norm_layers,
 )
+from lamina.learner.checkpoint import (
+    Checkpoint,
+)
 from lamina.learner.precision import (
     ChannelsLast,
     MixedPrecision,
@@ -74,13 +84,16 @@ __all__ = [
     "BnFreeze",
     "CSVLogger",
     "ChannelsLast",
+    "Checkpoint",
     "CutMix",
     "EarlyStoppingCallback",
+    "ExperimentLogger",
     "GradientAccumulation",
     "GradientClip",
     "Hook",
     "Hooks",
     "LRFinder",
+    "MLflowCallback",
     "MixUp",
     "MixedPrecision",
     "MixingCallback",
@@ -94,15 +107,18 @@ __all__ = [
     "TensorBoardCallback",
     "TerminateOnNaNCallback",
     "TrackerCallback",
+    "WandbCallback",
     "activation_stats",
     "box_mask",
     "combine_scheds",
     "combined_cos",
     "cut_mix",
     "cutmix_boxes",
+    "fit_params",
     "frozen_norm_layers",
     "hook_output",
     "hook_outputs",
+    "import_tracker",
     "infer_comp",
     "is_improvement",
     "lr_find",

@@ -251,6 +251,9 @@ class ActivationStats(Callback):
     Examples:
         >>> ActivationStats(every=2).every
         2
+        >>> a = ActivationStats(); a.load_state_dict({"stats": torch.zeros(4, 2, 3), "hists": torch.zeros(4, 2, 40)})
+        >>> a.stats.shape
+        torch.Size([4, 2, 3])
     """
 
     order = -5
@@ -288,6 +291,16 @@ class ActivationStats(Callback):
         self.layer_names = [type(m).__name__ for m in modules]
         self._stats, self._hists = [], []
         self.hooks = Hooks(modules, self._hook_fn)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The statistics and histograms recorded so far (a resumed fit goes on adding to them)."""
+        return {"stats": torch.stack(self._stats) if self._stats else None,
+                "hists": torch.stack(self._hists) if self._hists else None}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self._stats = list(state["stats"].unbind()) if state["stats"] is not None else []
+        self._hists = list(state["hists"].unbind()) if state["hists"] is not None else []
 
     def before_batch(self) -> None:
         self._recording = self.every is None or self.learn.train_iter % self.every == 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from lamina.core.utils import atomic_write
 from lamina.learner.callback import Callback
 from lamina.learner.recorder import Recorder
 
@@ -65,6 +66,15 @@ class CSVLogger(Callback):
             return
         with path.open("w", newline="") as f:
             csv.writer(f).writerow(names)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The file's text so far: a resumed fit puts it back, dropping rows written after the checkpoint."""
+        return {"csv": self.path.read_text() if self.path.is_file() else ""}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Write back the file as it was when ``state_dict`` was taken."""
+        with atomic_write(self.path) as tmp:
+            tmp.write_text(state["csv"])
 
     def after_epoch(self) -> None:
         recorder = self.learn.recorder
@@ -174,6 +184,20 @@ class TensorBoardCallback(Callback):
             if not math.isnan(value):
                 self.writer.add_scalar(f"epoch/{name}", value, self.epochs_done)
         self.epochs_done += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step counters, the highest lr so far and the run folder (relative to ``learn.path``): a resumed fit
+        logs on in the same folder, from the same steps."""
+        run_dir = Path(self.run_dir).relative_to(self.learn.path)
+        return {"step": self.step, "epochs_done": self.epochs_done, "lr_max": self._lr_max, "run_dir": str(run_dir)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned, reopening the writer in the saved run folder."""
+        self.step, self.epochs_done, self._lr_max = state["step"], state["epochs_done"], float(state["lr_max"])
+        run_dir = Path(self.learn.path) / state["run_dir"]
+        if run_dir != self.run_dir:
+            self.writer.close()
+            self.run_dir, self.writer = run_dir, self._writer_class(log_dir=str(run_dir))
 
     def _hparams(self) -> dict[str, Any]:
         learn = self.learn

@@ -184,6 +184,9 @@ class MixingCallback(Callback):
         ...     def mix_input(self, x, other): return other
         >>> Swap(alpha=1.0).run_valid
         False
+        >>> a, b = Swap(alpha=1.0, seed=1), Swap(alpha=1.0, seed=2)
+        >>> b.load_state_dict(a.state_dict()); b._rng.random() == a._rng.random()
+        True
     """
 
     run_valid = False
@@ -197,6 +200,14 @@ class MixingCallback(Callback):
         self.perm: Tensor | None = None
         self.other_yb: tuple[Any, ...] = ()
         self.mixed_targets = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The state of the callback's random generator (its draws go on where they were on resume)."""
+        return {"rng": self._rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self._rng.bit_generator.state = state["rng"]
 
     def prepare(self, lam: Tensor, x: Tensor) -> Tensor:
         """Draw what else the mix needs for the batch ``x`` and return the effective weight of each item."""

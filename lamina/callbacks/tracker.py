@@ -8,6 +8,7 @@ column of ``learn.recorder.names()`` but ``epoch`` and ``time``: ``"valid_loss"`
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -74,6 +75,8 @@ class TrackerCallback(Callback):
         >>> t = TrackerCallback(monitor="accuracy")
         >>> t.comp, t.best
         ('greater', -inf)
+        >>> t.load_state_dict({"best": 0.9, "best_epoch": 2, "new_best": False}); t.state_dict()["best"]
+        0.9
     """
 
     order = 60
@@ -89,6 +92,14 @@ class TrackerCallback(Callback):
         self.min_delta, self.reset_on_fit = float(min_delta), reset_on_fit
         self.new_best, self.best_epoch = False, -1
         self.best = self._worst()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best value so far, its epoch and whether the last epoch set it."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "new_best": self.new_best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.best, self.best_epoch, self.new_best = float(state["best"]), state["best_epoch"], state["new_best"]
 
     def _worst(self) -> float:
         return math.inf if self.comp == "less" else -math.inf
@@ -128,6 +139,15 @@ class PatienceCallback(TrackerCallback):
     def before_fit(self) -> None:
         super().before_fit()
         self.wait = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The tracker's state and the epochs waited without improvement."""
+        return {**super().state_dict(), "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        super().load_state_dict(state)
+        self.wait = state["wait"]
 
     def after_epoch(self) -> None:
         super().after_epoch()
@@ -215,6 +235,15 @@ class SaveModelCallback(TrackerCallback):
     def before_fit(self) -> None:
         super().before_fit()
         self._saved_best = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """The tracker's state and whether a best model was saved (to load at the end)."""
+        return {**super().state_dict(), "saved_best": self._saved_best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        super().load_state_dict(state)
+        self._saved_best = state["saved_best"]
 
     def after_epoch(self) -> None:
         epoch = self.learn.epoch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +60,8 @@ class GradientAccumulation(Callback):
     Examples:
         >>> GradientAccumulation(n_acc=64).n_acc
         64
+        >>> GradientAccumulation().state_dict()
+        {'count': 0}
     """
 
     run_after = (MixedPrecision,)  # its after_backward restores the loss before this one may cancel the batch
@@ -75,6 +78,14 @@ class GradientAccumulation(Callback):
         self.count = 0
         if self.learn.opt is not None:
             self.learn.opt.zero_grad()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The items accumulated since the last step (their gradients are saved by the checkpoint itself)."""
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.count = state["count"]
 
     def before_backward(self) -> None:
         learn = self.learn

@@ -7,6 +7,7 @@ The default recipe (``benchmarks/collab.py``): ``collab_learner(dls, y_range=(0,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
@@ -87,6 +88,7 @@ class CollabLearner(Learner):
         wd: float | None = None,
         cbs: Sequence[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | None = None,
     ) -> None:
         """Train for ``n_epoch`` epochs (see ``Learner.fit``); refused on a loaded learner, which has no data."""
         if not self.dls.trainable:
@@ -94,7 +96,7 @@ class CollabLearner(Learner):
                 "this learner was loaded for inference and holds no ratings: to train it further, set "
                 "learn.dls = CollabDataLoaders.from_df(...) with data whose vocabularies match"
             )
-        super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt)
+        super().fit(n_epoch, lr=lr, wd=wd, cbs=cbs, reset_opt=reset_opt, resume=resume)
 
     @property
     def collab_model(self) -> NamedEmbeddings:

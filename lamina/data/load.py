@@ -341,6 +341,8 @@ class DataLoader:
         self.after_batch = _as_pipeline(after_batch, split_idx)
         self.n_inp: int = getattr(dataset, "n_inp", 1)
         self.epoch = 0
+        self._position: dict[str, Any] = {"epoch": 0, "batch": 0, "order_seed": None}
+        self._resume_at: dict[str, Any] | None = None
         self._sampler = _EpochSampler()
         self._loader: torch.utils.data.DataLoader | None = None
         if do_setup:
@@ -380,13 +382,17 @@ class DataLoader:
         n = len(self.dataset)
         return n // self.bs if self.drop_last else math.ceil(n / self.bs)
 
-    def _descriptions(self, advance: bool) -> list[tuple[Any, int | None]]:
-        """This epoch's batches as ``(indices, seed)``; shuffling and seeds come from ``seed`` or torch's RNG."""
-        g = torch.Generator()
+    def _order_seed(self) -> int:
+        """The seed of the current epoch's order and batch seeds: ``seed + epoch``, or drawn from torch's RNG."""
         if self.seed is not None:
-            g.manual_seed(self.seed + self.epoch)
-        else:
-            g.manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+            return self.seed + self.epoch
+        return int(torch.randint(0, 2**62, (1,)).item())
+
+    def _descriptions(self, advance: bool, order_seed: int | None = None) -> list[tuple[Any, int | None]]:
+        """This epoch's batches as ``(indices, seed)``; shuffling and seeds come from ``order_seed`` (by default
+        from ``seed`` and the epoch, or torch's RNG)."""
+        g = torch.Generator()
+        g.manual_seed(self._order_seed() if order_seed is None else order_seed)
         if advance:
             self.epoch += 1
         n, bs, fast = len(self.dataset), self.bs, self.fast
@@ -460,15 +466,65 @@ class DataLoader:
         return self._loader
 
     def __iter__(self) -> Iterator[Any]:
-        descs = self._descriptions(advance=True)
+        descs = self._start_epoch()
         filling = self._new_cache()
-        for desc, b in zip(descs, self._raw_batches(descs)):
+        position, start = self._position, self._position["batch"]
+        for done, (desc, b) in enumerate(zip(descs[start:], self._raw_batches(descs[start:])), start + 1):
             if filling is not None and not filling.add(desc[0], b):
                 filling = None  # over the memory budget
+            position["batch"] = done
             yield self._finish(b)
         if filling is not None:  # a full epoch went by: later epochs slice the cache
             filling.finish(lambda missing: self._fetch((missing, None)))
             self._cached = filling
+        self._position = {"epoch": self.epoch, "batch": 0, "order_seed": None}
+
+    def _start_epoch(self) -> list[tuple[Any, int | None]]:
+        """Begin an epoch: its batch descriptions, and ``_position`` at its first batch (or where a loaded state
+        said it stopped, in the same order)."""
+        at, self._resume_at = self._resume_at, None
+        order_seed = at["order_seed"] if at is not None and at["order_seed"] is not None else self._order_seed()
+        self._position = {"epoch": self.epoch, "batch": at["batch"] if at is not None else 0, "order_seed": order_seed}
+        return self._descriptions(advance=True, order_seed=order_seed)
+
+    @property
+    def start_batch(self) -> int:
+        """The batch the next iteration starts at: 0, unless ``load_state_dict`` was given an epoch in progress."""
+        return self._resume_at["batch"] if self._resume_at is not None else 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this loader is: ``epoch`` (in progress, or next), ``batch`` (its batches already yielded) and
+        ``order_seed`` (the seed of that epoch's order; ``None`` before it starts). Plain values: JSON-ready.
+
+        Examples:
+            >>> dl = DataLoader(torch.arange(10.0), bs=4, shuffle=True, seed=0)
+            >>> it = iter(dl); _ = next(it)
+            >>> dl.state_dict()
+            {'epoch': 0, 'batch': 1, 'order_seed': 0}
+        """
+        return dict(self._position)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (see :meth:`state_dict`): the next iteration is epoch ``state["epoch"]``, in the
+        order it had, starting at batch ``state["batch"]``; the batches before are skipped without being made.
+
+        Examples:
+            >>> dl = DataLoader(torch.arange(10.0), bs=4, shuffle=True)
+            >>> it = iter(dl); first = next(it); state = dl.state_dict()
+            >>> rest = [xb.tolist() for (xb,) in it]
+            >>> dl.load_state_dict(state)
+            >>> dl.start_batch, [xb.tolist() for (xb,) in dl] == rest
+            (1, True)
+        """
+        epoch, batch, order_seed = state.get("epoch"), state.get("batch"), state.get("order_seed")
+        if not (isinstance(epoch, int) and epoch >= 0 and isinstance(batch, int) and 0 <= batch <= len(self)):
+            raise ValueError(
+                f"a DataLoader state needs epoch >= 0 and batch in 0..{len(self)} (this loader's batches), got "
+                f"{state!r}: load a state saved by a loader over the same data with the same bs and drop_last"
+            )
+        self.epoch = epoch
+        self._position = {"epoch": epoch, "batch": batch, "order_seed": order_seed}
+        self._resume_at = dict(self._position) if batch or order_seed is not None else None
 
     def _raw_batches(self, descs: list[tuple[Any, int | None]]) -> Iterator[Any]:
         """The batches of ``descs`` in order, before ``after_batch`` (made here or in the workers)."""

@@ -13,6 +13,20 @@ from lamina.learner.callback import (
     TrainEvalCallback,
     sort_callbacks,
 )
+from lamina.learner.checkpoint import (
+    CHECKPOINT_FORMAT,
+    Checkpoint,
+    CheckpointError,
+    FitStage,
+    Resume,
+    checkpoint_stage,
+    find_checkpoint,
+    read_checkpoint,
+    resume_file,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from lamina.learner.export import EXPORT_FORMAT, ExportError, export_learner, load_learner, read_export, register_app
 from lamina.learner.learner import Learner, atomic_save, default_loss_func, is_norm_or_bias, trainable_params
 from lamina.learner.losses import (
@@ -60,6 +74,7 @@ from lamina.learner.metrics import (
 from lamina.learner.recorder import GatherPreds, Recorder, batch_size
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "EVENTS",
     "EXPORT_FORMAT",
     "AccumMetric",
@@ -75,6 +90,8 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "Checkpoint",
+    "CheckpointError",
     "CrossEntropyLossFlat",
     "Dice",
     "DiceLoss",
@@ -82,6 +99,7 @@ __all__ = [
     "ExplainedVariance",
     "ExportError",
     "F1Score",
+    "FitStage",
     "FocalLoss",
     "FocalLossFlat",
     "GatherPreds",
@@ -97,6 +115,7 @@ __all__ = [
     "R2Score",
     "Recall",
     "Recorder",
+    "Resume",
     "RocAucBinary",
     "TrainEvalCallback",
     "accuracy",
@@ -104,11 +123,13 @@ __all__ = [
     "as_metric",
     "atomic_save",
     "batch_size",
+    "checkpoint_stage",
     "class_dim",
     "decode_labels",
     "default_loss_func",
     "error_rate",
     "export_learner",
+    "find_checkpoint",
     "focal_loss",
     "foreground_acc",
     "is_norm_or_bias",
@@ -116,9 +137,14 @@ __all__ = [
     "load_learner",
     "mae",
     "mse",
+    "read_checkpoint",
     "read_export",
     "register_app",
+    "resume_file",
     "rmse",
+    "rng_state",
+    "save_checkpoint",
+    "set_rng_state",
     "soft_dice_loss",
     "sort_callbacks",
     "top_k_accuracy",

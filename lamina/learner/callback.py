@@ -120,6 +120,14 @@ class Callback:
     Class attributes: ``order`` (lower runs first), ``run_before`` / ``run_after`` (callback classes or names this
     one must run before / after), ``run_train`` / ``run_valid`` (whether batch events fire in each phase).
 
+    Training state (the checkpoint contract): a callback that holds state a resumed fit needs (a best value, a
+    counter, a generator) defines ``state_dict() -> dict`` and ``load_state_dict(state)``. The dict holds tensors,
+    numbers, strings, ``None`` and lists or str-keyed dicts of them, no other objects: a ``Checkpoint`` stores it
+    without pickle (tensors in safetensors, the rest as JSON, so tuples come back as lists) under the callback's
+    ``name``, and a fit with ``resume=`` hands it back to the callback of that name, after every ``before_fit``
+    (and, for a checkpoint taken mid-epoch, after the resumed epoch's ``before_train``). ``load_state_dict`` may
+    raise ``ValueError`` when the state does not fit (say what differs and what to do).
+
     Examples:
         >>> class DoubleLoss(Callback):
         ...     def after_loss(self): self.learn.loss = self.learn.loss * 2
@@ -133,6 +141,13 @@ class Callback:
         Traceback (most recent call last):
         ...
         AttributeError: 'Peek' object has no attribute 'model': ... write self.learn.model
+        >>> class Count(Callback):
+        ...     def __init__(self): self.n = 0
+        ...     def after_batch(self): self.n += 1
+        ...     def state_dict(self): return {"n": self.n}
+        ...     def load_state_dict(self, state): self.n = state["n"]
+        >>> c = Count(); c.load_state_dict({"n": 7}); c.state_dict()
+        {'n': 7}
     """
 
     order: ClassVar[int] = 0

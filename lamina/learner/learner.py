@@ -32,6 +32,7 @@ from lamina.learner.callback import (
     TrainEvalCallback,
     sort_callbacks,
 )
+from lamina.learner.checkpoint import FitStage, Resume, checkpoint_stage, resume_file
 from lamina.learner.inference import Collector, Gather, InferenceRun, Scores
 from lamina.learner.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
 from lamina.learner.metrics import Metric, as_metric
@@ -178,6 +179,7 @@ class Learner:
         self.opt: BaseOptimizer | None = None
         self.logger: Callable[[str], None] = logger or _noop_log
         self.training, self.epoch, self.n_epoch, self.iter, self.n_iter = False, 0, 1, 0, 0
+        self.start_epoch = 0  # the first epoch ``_fit`` runs: 0, unless a callback resuming a fit moves it
         self.train_iter, self.n_train_iter, self.pct_train = 0, 1, 0.0
         self.xb: tuple[Any, ...] = ()
         self.yb: tuple[Any, ...] = ()
@@ -295,7 +297,7 @@ class Learner:
         self(f"after_{name}")
 
     def _fit(self) -> None:
-        for epoch in range(self.n_epoch):
+        for epoch in range(self.start_epoch, self.n_epoch):
             self.epoch = epoch
             self._with_events(self._epoch, "epoch", CancelEpochException)
 
@@ -309,7 +311,7 @@ class Learner:
 
     def _phase(self) -> None:
         self.n_iter = len(self.dl)
-        for i, batch in enumerate(self.dl):
+        for i, batch in enumerate(self.dl, self.dl.start_batch):  # a resumed epoch starts mid-way
             self.iter, b = i, as_plain(batch)
             n = self.dls.n_inp
             self.xb, self.yb = (b[:n], b[n:]) if isinstance(b, tuple) else ((b,), ())
@@ -359,6 +361,7 @@ class Learner:
         wd: float | None = None,
         cbs: Sequence[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | None = None,
     ) -> None:
         """Train for ``n_epoch`` epochs at a constant learning rate (schedules come from callbacks).
 
@@ -368,17 +371,21 @@ class Learner:
             wd: weight decay for this fit.
             cbs: callbacks added for this fit only.
             reset_opt: build a fresh optimizer (forgetting its state).
+            resume: a checkpoint to continue from at its exact batch (written by a ``Checkpoint`` callback in a fit
+                with the same arguments), or ``"auto"`` for the newest one in ``path/model_dir`` (none: start from
+                scratch). See ``lamina.learner.checkpoint``.
         """
         if n_epoch < 0:
             raise ValueError(f"n_epoch must be >= 0, got {n_epoch}")
-        with self.added_cbs(cbs):
+        file = resume_file(self, resume)
+        with self.added_cbs([*listify(cbs), *([Resume(file)] if file is not None else [])]):
             if reset_opt or self.opt is None:
                 self.create_opt()
             assert self.opt is not None
             self.opt.set_hyper("lr", self.lr if lr is None else lr)
             if wd is not None:
                 self.opt.set_hyper("wd", wd)
-            self.n_epoch = n_epoch
+            self.n_epoch, self.start_epoch = n_epoch, 0
             try:
                 self._with_events(self._fit, "fit", CancelFitException)
             except BaseException as error:
@@ -429,6 +436,7 @@ class Learner:
         moms: tuple[float, float, float] | None = None,
         cbs: Sequence[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | None = None,
     ) -> None:
         """One cycle: lr warms up from ``lr_max/div`` to ``lr_max`` (cosine) then anneals to ``lr_max/div_final``
         while momentum goes the other way (``moms``).
@@ -443,6 +451,7 @@ class Learner:
             moms: momentum at start, middle and end.
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
+            resume: a checkpoint to continue from, or ``"auto"`` (see ``fit``).
         """
 
         lr = self._lr_per_group(self.lr if lr_max is None else lr_max, reset_opt)
@@ -451,7 +460,7 @@ class Learner:
             "lr": combined_cos(pct_start, lr / div, lr, lr / div_final),
             "mom": combined_cos(pct_start, m[0], m[1], m[2]),
         }
-        self.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify(cbs)])
+        self.fit(n_epoch, lr=lr, wd=wd, cbs=[ParamScheduler(scheds), *listify(cbs)], resume=resume)
 
     def fit_flat_cos(
         self,
@@ -462,6 +471,7 @@ class Learner:
         wd: float | None = None,
         cbs: Sequence[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | None = None,
     ) -> None:
         """Flat learning rate for ``pct_start`` of training, then cosine annealing to ``lr / div_final``.
 
@@ -473,11 +483,12 @@ class Learner:
             wd: weight decay.
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
+            resume: a checkpoint to continue from, or ``"auto"`` (see ``fit``).
         """
 
         v = self._lr_per_group(self.lr if lr is None else lr, reset_opt)
         sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(v, v), sched_cos(v, v / div_final)])
-        self.fit(n_epoch, lr=v, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify(cbs)])
+        self.fit(n_epoch, lr=v, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify(cbs)], resume=resume)
 
     def fit_sgdr(
         self,
@@ -488,6 +499,7 @@ class Learner:
         wd: float | None = None,
         cbs: Sequence[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | None = None,
     ) -> None:
         """SGD with warm restarts: ``n_cycles`` cosine cycles, the first ``cycle_len`` epochs, each ``cycle_mult``
         times longer than the last.
@@ -500,13 +512,14 @@ class Learner:
             wd: weight decay.
             cbs: extra callbacks for this fit.
             reset_opt: build a fresh optimizer.
+            resume: a checkpoint to continue from, or ``"auto"`` (see ``fit``).
         """
 
         v = self._lr_per_group(self.lr if lr_max is None else lr_max, reset_opt)
         lens = [cycle_len * cycle_mult**i for i in range(n_cycles)]
         total = sum(lens)
         sched = combine_scheds([n / total for n in lens], [sched_cos(v, 0.0) for _ in lens])
-        self.fit(total, lr=v, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify(cbs)])
+        self.fit(total, lr=v, wd=wd, cbs=[ParamScheduler({"lr": sched}), *listify(cbs)], resume=resume)
 
     def fine_tune(
         self,
@@ -516,6 +529,7 @@ class Learner:
         lr_mult: float = 100,
         pct_start: float = 0.3,
         div: float = 5.0,
+        resume: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
         """Transfer learning: train the head with the body frozen, then everything with discriminative rates.
@@ -527,14 +541,22 @@ class Learner:
             lr_mult: the first group's lr is ``lr_mult`` times smaller than the last's.
             pct_start: warm-up fraction of the unfrozen phase.
             div: initial lr divisor of the unfrozen phase.
+            resume: a checkpoint to continue from, or ``"auto"`` (see ``fit``): the frozen phase is skipped when the
+                checkpoint was taken in the unfrozen one.
             **kwargs: passed to ``fit_one_cycle``.
         """
+        file = resume_file(self, resume)
+        stage = checkpoint_stage(file) if file is not None else None
+        cbs = listify(kwargs.pop("cbs", None))
         self.freeze()
-        if freeze_epochs:
-            self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, **kwargs)
+        if freeze_epochs and stage != "fine_tune:unfrozen":
+            self.fit_one_cycle(freeze_epochs, slice(base_lr), pct_start=0.99, cbs=[FitStage("fine_tune:frozen"), *cbs],
+                               resume=file, **kwargs)  # fmt: skip
         base_lr /= 2
         self.unfreeze()
-        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
+        self.fit_one_cycle(epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
+                           cbs=[FitStage("fine_tune:unfrozen"), *cbs],
+                           resume=file if stage == "fine_tune:unfrozen" else None, **kwargs)  # fmt: skip
 
     def _lr_per_group(self, lr: float | slice, reset_opt: bool = False) -> Any:
         """The learning rate as a numpy array with one value per parameter group (what schedules interpolate)."""

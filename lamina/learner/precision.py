@@ -123,6 +123,8 @@ class MixedPrecision(Callback):
         (torch.bfloat16, False)
         >>> MixedPrecision(torch.float16).scale
         65536.0
+        >>> MixedPrecision(torch.float16).state_dict()
+        {'scale': 65536.0, 'good_steps': 0, 'skipped_steps': 0}
     """
 
     order = 10
@@ -155,6 +157,15 @@ class MixedPrecision(Callback):
             raise ValueError(
                 f"MixedPrecision keeps float32 weights, but {half[0]} is float16; call model.float() before training"
             )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The loss scale, the steps since it last changed and the steps skipped."""
+        return {"scale": self.scale, "good_steps": self._good_steps, "skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.scale, self._good_steps = float(state["scale"]), state["good_steps"]
+        self.skipped_steps = state["skipped_steps"]
 
     def before_batch(self) -> None:
         if not self.enabled:

@@ -57,6 +57,9 @@ class Recorder(Callback):
     Examples:
         >>> Recorder().names()[:3]
         ['epoch', 'train_loss', 'valid_loss']
+        >>> r = Recorder(); r.losses = [0.5]; r._train_loss = 0.5
+        >>> copy = Recorder(); copy.load_state_dict(r.state_dict()); copy.losses
+        [0.5]
     """
 
     order = 50
@@ -70,6 +73,32 @@ class Recorder(Callback):
         self.values: list[list[float]] = []
         self.iters: list[int] = []
         self.last_valid: list[float] = []
+        self._batch_losses: list[Tensor] = []  # this epoch's, until its end
+        self._sizes: list[int] = []
+        self._train_loss = float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The history (per-batch losses, lrs, momentums; per-epoch rows) and the epoch in progress: what a
+        checkpoint saves so that a resumed fit ends with the history of an uninterrupted one."""
+        batch_losses = self._batch_losses
+        return {
+            "losses": self.losses, "smooth_losses": self.smooth_losses, "lrs": self.lrs, "moms": self.moms,
+            "values": self.values, "iters": self.iters, "last_valid": self.last_valid,
+            "train_loss": self._train_loss,
+            "batch_losses": torch.stack(batch_losses) if batch_losses else None,
+            "sizes": list(getattr(self, "_sizes", [])),
+        }  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+        self.losses, self.smooth_losses = list(state["losses"]), list(state["smooth_losses"])
+        self.lrs, self.moms = [list(v) for v in state["lrs"]], [list(v) for v in state["moms"]]
+        self.values, self.iters = [list(v) for v in state["values"]], list(state["iters"])
+        self.last_valid, self._train_loss = list(state["last_valid"]), float(state["train_loss"])
+        losses = state["batch_losses"]
+        if losses is not None and getattr(self, "learn", None) is not None:  # where this epoch's other losses will be
+            losses = losses.to(next(self.learn.model.parameters(), torch.empty(0)).device)
+        self._batch_losses, self._sizes = (list(losses.unbind()) if losses is not None else []), list(state["sizes"])
 
     def names(self) -> list[str]:
         """Column names of the per-epoch table."""
@@ -95,8 +124,7 @@ class Recorder(Callback):
         self._train_loss = float("nan")
 
     def before_train(self) -> None:
-        self._batch_losses: list[Tensor] = []
-        self._sizes: list[int] = []
+        self._batch_losses, self._sizes = [], []
 
     def before_validate(self) -> None:
         self._valid_sum, self._valid_n = torch.zeros(()), 0

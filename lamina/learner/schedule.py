@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Schedule = Callable[[float], Any]
+_PROBES = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)  # where a schedule is compared with a checkpoint's
 
 
 def sched_lin(start: Any, end: Any) -> Schedule:
@@ -137,6 +138,11 @@ class ParamScheduler(Callback):
     Examples:
         >>> ParamScheduler({"lr": sched_lin(0.1, 0.0)}).scheds["lr"](0.5)
         0.05
+        >>> saved = ParamScheduler({"lr": sched_no(0.1, 0.1)}).state_dict()
+        >>> ParamScheduler({"lr": sched_lin(0.1, 0.0)}).load_state_dict(saved)
+        Traceback (most recent call last):
+        ...
+        ValueError: the 'lr' schedule of the checkpoint's fit ... resume with the same fit method and lr, ...
     """
 
     order = 60
@@ -148,6 +154,23 @@ class ParamScheduler(Callback):
     def before_fit(self) -> None:
         names = self.learn.opt.hyper_names if self.learn.opt is not None else frozenset()
         self._active = {k: f for k, f in self.scheds.items() if k in names}
+
+    def state_dict(self) -> dict[str, Any]:
+        """No state (the position is the learner's ``pct_train``), but the schedules' values at a few positions,
+        so that resuming a checkpoint in a fit with other schedules (another lr or length) is refused."""
+        return {
+            name: [np.asarray(f(p), dtype=float).ravel().tolist() for p in _PROBES] for name, f in self.scheds.items()
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Check that the checkpoint's schedules are this fit's."""
+        own = self.state_dict()
+        for name in sorted(own.keys() | state.keys()):
+            if name not in own or name not in state or not np.allclose(own[name], state[name], rtol=1e-9, atol=0):
+                raise ValueError(
+                    f"the {name!r} schedule of the checkpoint's fit ({state.get(name)} at positions {_PROBES}) is not "
+                    f"this fit's ({own.get(name)}): resume with the same fit method and lr, moms, pct_start..."
+                )
 
     def before_batch(self) -> None:
         opt, pos = self.learn.opt, self.learn.pct_train

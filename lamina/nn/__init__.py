@@ -16,8 +16,10 @@ from lamina.nn.layers import (
 from lamina.nn.registry import (
     build_model,
     model_builder,
+    model_families,
     model_names,
     register_model,
+    register_model_family,
     registered_name,
 )
 
@@ -34,8 +36,10 @@ __all__ = [
     "emb_sz_rule",
     "icnr_init",
     "model_builder",
+    "model_families",
     "model_names",
     "register_model",
+    "register_model_family",
     "registered_name",
     "sigmoid_range",
 ]

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["build_model", "model_builder", "model_names", "register_model", "registered_name"]
+__all__ = [
+    "build_model",
+    "model_builder",
+    "model_families",
+    "model_names",
+    "register_model",
+    "register_model_family",
+    "registered_name",
+]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_FAMILIES: dict[str, Callable[..., nn.Module]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
@@ -38,6 +48,44 @@ def register_model(name: str | None = None) -> Callable[[F], F]:
     return deco
 
 
+def register_model_family(prefix: str) -> Callable[[F], F]:
+    """Register a builder ``(name, **kwargs) -> nn.Module`` for every model name ``"<prefix>/<name>"``.
+
+    A family is another library's catalogue (``"timm/resnet50"``, ``"torchvision/resnet18"``): its builder gets the
+    part after the slash, so the names need not be listed in advance.
+
+    Args:
+        prefix: the part before the slash; no slash in it.
+
+    Examples:
+        >>> @register_model_family("doc_family")
+        ... def doc_family(name: str, **kwargs: Any) -> nn.Module:
+        ...     return {"linear": nn.Linear, "bilinear": nn.Bilinear}[name](**kwargs)
+        >>> build_model("doc_family/linear", in_features=2, out_features=1)
+        Linear(in_features=2, out_features=1, bias=True)
+    """
+    if not prefix or "/" in prefix:
+        raise ValueError(f"a model family prefix is a non-empty name without '/', got {prefix!r}")
+
+    def deco(builder: F) -> F:
+        if prefix in _FAMILIES and _FAMILIES[prefix] is not builder:
+            raise ValueError(f"a model family {prefix!r} is already registered ({_FAMILIES[prefix]!r}): pick another")
+        _FAMILIES[prefix] = builder
+        return builder
+
+    return deco
+
+
+def model_families() -> list[str]:
+    """The registered family prefixes, sorted (a name ``"<prefix>/<model>"`` is built by its family).
+
+    Examples:
+        >>> isinstance(model_families(), list)
+        True
+    """
+    return sorted(_FAMILIES)
+
+
 def model_names() -> list[str]:
     """The registered model names, sorted.
 
@@ -59,7 +107,8 @@ def registered_name(builder: Any) -> str | None:
 
 
 def model_builder(name: str) -> Callable[..., nn.Module]:
-    """The builder registered under ``name``; an unknown name is an error that suggests the nearest names.
+    """The builder registered under ``name`` (or its family's, for ``"<prefix>/<model>"``); an unknown name is an
+    error that suggests the nearest names.
 
     Examples:
         >>> model_builder("no_such_model")
@@ -67,10 +116,16 @@ def model_builder(name: str) -> Callable[..., nn.Module]:
         ...
         ValueError: unknown model 'no_such_model'...
     """
+    prefix, slash, rest = name.partition("/")
+    if name not in _MODELS and slash and prefix in _FAMILIES:
+        if not rest:
+            raise ValueError(f"model name {name!r} names the {prefix!r} family but no model: write '{prefix}/<model>'")
+        return functools.partial(_FAMILIES[prefix], rest)
     if name not in _MODELS:
         near = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-        raise ValueError(f"unknown model {name!r}{hint} Registered: {', '.join(model_names()) or 'none'}")
+        families = f"; families: {', '.join(f'{f}/<model>' for f in model_families())}" if _FAMILIES else ""
+        raise ValueError(f"unknown model {name!r}{hint} Registered: {', '.join(model_names()) or 'none'}{families}")
     return _MODELS[name]
 
 

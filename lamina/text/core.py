@@ -160,7 +160,7 @@ def _fingerprint(func: Callable[..., Any]) -> str:
 # ---------------------------------------------------------------- pre-rules (str -> str)
 
 _HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
-_CHAR_RUN = re.compile(r"(?:(?<=[^\W\d_])([^\W\d_])\1{3,}(?![^\W_]))|(?:([^\w\s])\2{3,})")
+_CHAR_RUN = re.compile(r"(\S)\1{3,}")
 _SPACES = re.compile(r"[^\S\n]+")
 
 
@@ -176,8 +176,13 @@ def fix_html(text: str) -> str:
 
 
 def _char_run(m: re.Match[str]) -> str:
-    run = m.group(0)
-    return f" {REP} {len(run)} {run[0]} "
+    run, text, start, end = m.group(0), m.string, m.start(), m.end()
+    c = run[0]
+    if c.isalnum() or c == "_":  # a letter run is marked only where it ends a word after another letter
+        word_final = c.isalpha() and start > 0 and text[start - 1].isalpha()
+        if not (word_final and (end == len(text) or not text[end].isalnum())):
+            return run
+    return f" {REP} {len(run)} {c} "
 
 
 @register_rule
@@ -185,8 +190,8 @@ def mark_char_repetition(text: str) -> str:
     """Replace a run of 4 or more of the same character by ``xxrep <n> <char>``: a run of punctuation anywhere,
     and a run of letters that ends a word after at least one other letter (``sooooo``, ``yessss``).
 
-    Letter runs inside a word (``goooood``) are left alone, so that :func:`decode` can glue a marked letter run
-    back to the word before it exactly.
+    Letter runs inside a word (``goooood``) or making a whole word (``zzzz``) are left alone, so that
+    :func:`decode` can glue a marked letter run back to the word before it exactly.
 
     Examples:
         >>> mark_char_repetition("sooooo good!!!!!")

@@ -180,11 +180,14 @@ def _pad_idx_of(dataset: Any) -> int | None:
 
 
 def _as_text(parts: Sequence[Tensor]) -> list[TensorText]:
-    """Views of token ids typed as ``TensorText`` (new tensor objects sharing storage; ids never need gradients)."""
-    if parts and parts[0].is_inference():
-        return [retype(p, TensorText) for p in parts]
-    make = Tensor._make_subclass
-    return [make(TensorText, p, False) for p in parts]
+    """Views of token ids typed as ``TensorText``: new tensor objects sharing their storage."""
+    return [p.as_subclass(TensorText) for p in parts]
+
+
+def _copied(b: tuple[TensorText, TensorText]) -> tuple[TensorText, TensorText]:
+    """A batch of views of the token stream as new tensors, so batch transforms that work in place (or a caller
+    writing into a batch) cannot change the stream of later batches and epochs."""
+    return (retype(b[0].as_plain().clone(), TensorText), retype(b[1].as_plain().clone(), TensorText))
 
 
 class _TextLoaderMixin:
@@ -239,8 +242,9 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
     """Contiguous ``bs x L`` token runs of the concatenated documents for a language model: ``(x, y)`` with ``y``
     the next token of each position of ``x``, both :class:`~lamina.core.tensors.TensorText`.
 
-    Every epoch (training: ``shuffle=True``) reorders the documents, so each epoch sees a different stream. Batch
-    transforms (``after_batch``) run on each batch; item transforms do not apply (documents are read once as ids).
+    Every epoch (training: ``shuffle=True``) reorders the documents, so each epoch sees a different stream. Batches
+    are views of the epoch's stream (copied before batch transforms, which then cannot change it); item transforms do
+    not apply (documents are read once as ids).
     Every batch has ``bs`` rows, so ``drop_last`` has no effect. Batches are made in this process by slicing
     (``num_workers`` must be 0).
 
@@ -286,12 +290,13 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
     def __len__(self) -> int:
         return math.ceil((self.n_cols - 1) / self.seq_len)
 
-    def _generator(self, advance: bool) -> torch.Generator | None:
-        """This epoch's random generator (``None`` without shuffling: nothing random happens)."""
+    def _generator(self, advance: bool, order_seed: int | None = None) -> torch.Generator | None:
+        """This epoch's random generator, seeded with ``order_seed`` (by default from ``seed`` and the epoch), or
+        ``None`` without shuffling: nothing random happens."""
         g = None
         if self.shuffle:
             g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch if self.seed is not None else int(torch.randint(0, 2**62, (1,))))
+            g.manual_seed(self._order_seed() if order_seed is None else order_seed)
         if advance:
             self.epoch += 1
         return g
@@ -311,9 +316,9 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
         idx = torch.cumsum(changes, 0).add_(torch.arange(len(self.flat)))
         return torch.index_select(self.flat, 0, idx)
 
-    def _epoch(self, advance: bool) -> list[tuple[TensorText, TensorText]]:
+    def _epoch(self, advance: bool, order_seed: int | None = None) -> list[tuple[TensorText, TensorText]]:
         """This epoch's batches, made at once as views of the stream cut into ``bs`` rows."""
-        g = self._generator(advance)
+        g = self._generator(advance, order_seed)
         stream = self._stream(g)
         rows = stream[: self.bs * self.n_cols].view(self.bs, self.n_cols)
         total, n = self.n_cols - 1, len(self)
@@ -324,24 +329,25 @@ class LMDataLoader(_TextLoaderMixin, DataLoader):
         xs, ys = torch.split(rows[:, :-1], lengths, 1), torch.split(rows[:, 1:], lengths, 1)
         return list(zip(_as_text(xs), _as_text(ys)))
 
-    def _descriptions(self, advance: bool) -> list[tuple[Any, int | None]]:
-        self._batches = self._epoch(advance)
+    def _descriptions(self, advance: bool, order_seed: int | None = None) -> list[tuple[Any, int | None]]:
+        self._batches = self._epoch(advance, order_seed)
         return [(k, None) for k in range(len(self._batches))]
 
     def _fetch(self, desc: tuple[Any, int | None]) -> Any:
         return self._batches[desc[0]]
 
     def __iter__(self) -> Iterator[Any]:
-        batches = self._epoch(advance=True)
-        if self.device is None and not len(self.after_batch):
-            yield from batches
-            return
-        for b in batches:
-            yield self._finish(b)
+        self._start_epoch()  # this epoch's batches (in the order a loaded state had), and where to start
+        position, start = self._position, self._position["batch"]
+        plain = self.device is None and not len(self.after_batch)
+        for done, b in enumerate(self._batches[start:], start + 1):
+            position["batch"] = done
+            yield b if plain else self._finish(_copied(b))
+        self._position = {"epoch": self.epoch, "batch": 0, "order_seed": None}
 
     def one_batch(self) -> Any:
         """The first batch of an epoch (without advancing the epoch)."""
-        return self._finish(self._epoch(advance=False)[0])
+        return self._finish(_copied(self._epoch(advance=False)[0]))
 
     def table(self, b: Any = None, max_n: int = 9, preds: Tensor | None = None) -> Any:
         """A DataFrame of up to ``max_n`` rows of a batch: each row's text, its target text and, given ``preds``
@@ -410,8 +416,12 @@ class BucketDataLoader(_TextLoaderMixin, DataLoader):
             self.after_item.setup(dataset)
             self.after_batch.setup(_SetupBatches(self))
 
-    def get_idxs(self, advance: bool = False) -> list[Tensor]:
-        """The dataset indices of each batch of an epoch (the next one when ``advance``).
+    def get_idxs(self, advance: bool = False, order_seed: int | None = None) -> list[Tensor]:
+        """The dataset indices of each batch of an epoch (moving on to the next epoch when ``advance``).
+
+        Args:
+            advance: count this epoch as started.
+            order_seed: the seed of a shuffled order; from ``seed`` and the epoch (or torch's RNG) when ``None``.
 
         Examples:
             >>> dl = BucketDataLoader([([5], 0), ([6, 7], 1)], bs=1, pad_idx=1)
@@ -421,7 +431,7 @@ class BucketDataLoader(_TextLoaderMixin, DataLoader):
         g: torch.Generator | None = None
         if self.shuffle:
             g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch if self.seed is not None else int(torch.randint(0, 2**62, (1,))))
+            g.manual_seed(self._order_seed() if order_seed is None else order_seed)
         if advance:
             self.epoch += 1
         if g is None and not self.sort:
@@ -444,8 +454,8 @@ class BucketDataLoader(_TextLoaderMixin, DataLoader):
         out[idx] = values
         return out
 
-    def _descriptions(self, advance: bool) -> list[tuple[Any, int | None]]:
-        return [(b, None) for b in self.get_idxs(advance)]
+    def _descriptions(self, advance: bool, order_seed: int | None = None) -> list[tuple[Any, int | None]]:
+        return [(b, None) for b in self.get_idxs(advance, order_seed)]
 
     def _fetch(self, desc: tuple[Any, int | None]) -> Any:
         idx = desc[0]

@@ -33,11 +33,15 @@ from lamina.learner.metrics import DiceMulti, mae
 from lamina.nn.registry import build_model, register_model, registered_name
 from lamina.vision.core import LoadImage
 from lamina.vision.models import (
+    LIBRARIES,
     PRETRAINED_WEIGHTS,
+    ArchInfo,
     DynamicUnet,
+    arch_info,
     body_splitter,
     create_body,
     create_head,
+    library_arch_name,
     load_pretrained,
     num_features_model,
     unet_splitter,
@@ -58,7 +62,7 @@ __all__ = [
 ]
 
 TARGET_KINDS = ("single", "multi", "regression", "points", "mask")
-Arch = str | Callable[[], nn.Module]
+Arch = str | Callable[[], nn.Module] | nn.Module
 
 
 # ---------------------------------------------------------------- keypoints
@@ -388,13 +392,15 @@ class VisionLearner(Learner):
 
 
 def _arch_name(arch: Arch, factory: str) -> str | None:
-    """The registry name of ``arch`` (a name, or a function registered under one); ``None`` warns it won't export."""
+    """The registry name of ``arch`` (a name, a registered builder, a timm/torchvision constructor or timm network);
+    ``None`` warns that the learner won't export."""
     if isinstance(arch, str):
         return arch
-    name = registered_name(arch)
+    name = (None if isinstance(arch, nn.Module) else registered_name(arch)) or library_arch_name(arch)
     if name is None:
+        label = type(arch).__name__ if isinstance(arch, nn.Module) else getattr(arch, "__name__", arch)
         warnings.warn(
-            f"{factory}: {getattr(arch, '__name__', arch)!r} is not a registered model, so this learner will not "
+            f"{factory}: {label!r} is not a registered model, so this learner will not "
             "export (an export rebuilds the model by its registered name). Register it with "
             "@lamina.nn.register_model('a_name') on a function whose arguments are JSON-safe, then pass it or its name",
             UserWarning,
@@ -404,31 +410,52 @@ def _arch_name(arch: Arch, factory: str) -> str | None:
 
 
 def _pretrained_model(
-    arch: Arch, pretrained: bool, weights: str | Path | None, base: str | Path | None = None
+    arch: Arch, name: str | None, pretrained: bool, weights: str | Path | None, base: str | Path | None = None
 ) -> tuple[nn.Module, bool]:
-    """The full network of ``arch`` with its pretrained weights loaded when asked; and whether they were."""
-    model = build_model(arch) if isinstance(arch, str) else arch()
+    """The full network of ``arch`` with its pretrained weights loaded when asked; and whether it is pretrained.
+
+    A network passed as a module keeps its own weights (pretrained unless ``pretrained=False``) unless ``weights`` is
+    given; timm and torchvision weights come only from a local ``weights`` file, never from a download.
+    """
+    if isinstance(arch, nn.Module):
+        model = arch
+    elif name is not None or isinstance(arch, str):
+        model = build_model(name if name is not None else str(arch))
+    else:
+        model = arch()
     if not isinstance(model, nn.Module):
         raise TypeError(f"arch must be a registered name or a callable returning an nn.Module, got {model!r}")
-    name = arch if isinstance(arch, str) else getattr(arch, "__name__", "arch")
+    label = name if name is not None else getattr(arch, "__name__", type(arch).__name__)
     if not pretrained:
         return model, False
-    if weights is None and name not in PRETRAINED_WEIGHTS:
+    if weights is None and isinstance(arch, nn.Module):
+        return model, True
+    library = label.split("/", 1)[0] if "/" in label else None
+    if weights is None and library in LIBRARIES:
+        raise ValueError(
+            f"{label!r}: lamina never downloads {library} weights; pass weights=<a local .pth/.safetensors file of "
+            f"this architecture> (timm's and torchvision's own checkpoints load as they are), or pretrained=False to "
+            "start from random weights"
+        )
+    if weights is None and label not in PRETRAINED_WEIGHTS:
         warnings.warn(
-            f"{name!r} has no published weights: it trains from scratch. Pass weights=<file>, pretrained=False, or "
+            f"{label!r} has no published weights: it trains from scratch. Pass weights=<file>, pretrained=False, or "
             f"use one of {sorted(PRETRAINED_WEIGHTS)}",
             UserWarning,
             stacklevel=3,
         )
         return model, False
-    return load_pretrained(model, name, weights=weights, base=base), True
+    return load_pretrained(model, label, weights=weights, base=base), True
 
 
-def _prepare(dls: DataLoaders, n_in: int | None, normalize: bool, loaded: bool, kind: str, x: Tensor) -> int:
-    """The input channels (from the batch when ``None``); add ImageNet normalization / point scaling to ``dls``."""
+def _prepare(
+    dls: DataLoaders, n_in: int | None, normalize: bool, loaded: bool, kind: str, x: Tensor, info: ArchInfo
+) -> int:
+    """The input channels (from the batch when ``None``); add the weights' normalization (the architecture's own
+    statistics, else ImageNet's) and point scaling to ``dls``."""
     n_in = int(x.shape[1]) if n_in is None else n_in
     if normalize and loaded:
-        _add_normalize(dls, n_in, imagenet_stats)
+        _add_normalize(dls, n_in, info.stats or imagenet_stats)
     if kind == "points":
         _add_point_scaling(dls)
     return n_in
@@ -455,16 +482,20 @@ def vision_learner(
 
     Args:
         dls: image DataLoaders (category, multi-category, regression or point targets).
-        arch: a registered name (``"resnet34"``, ``"mobilenet_v2"``...) or builder (``mobilenet_v2``); an
-            unregistered callable returning the network works but the learner will not export (a warning says so).
-        pretrained: load the published weights (or ``weights``); offline without them is an error.
+        arch: a registered name (``"resnet34"``, ``"mobilenet_v2"``, ``"timm/resnet50"``,
+            ``"torchvision/resnet18"``...), a builder (``mobilenet_v2``, ``torchvision.models.resnet18``) or a network
+            (``timm.create_model(...)``: used with its own weights); an unregistered callable or module works but the
+            learner will not export (a warning says so). timm and torchvision networks bring their cut and
+            normalization statistics (see :func:`~lamina.vision.models.arch_info`).
+        pretrained: load the published weights (or ``weights``); offline without them is an error; timm and
+            torchvision weights are never downloaded: pass ``weights`` or ``pretrained=False``.
         weights: an explicit weights file.
         n_out: the head's outputs (from the vocab or the targets when ``None``; a contradiction is an error).
         loss_func: chosen from the target kind when ``None`` (see :func:`vision_loss`).
         metrics: metrics computed on the validation set.
         normalize: add the weights' normalization (ImageNet stats) to the batch transforms.
         n_in: input channels (from the data when ``None``).
-        cut: where to cut the network (found by probing when ``None``).
+        cut: where to cut the network (from its metadata, else found by probing, when ``None``).
         lin_ftrs: hidden sizes of the head.
         ps: dropout of the head.
         concat_pool: average and max pooling concatenated.
@@ -478,13 +509,15 @@ def vision_learner(
         ValueError: unknown model 'resnt18'; did you mean 'resnet18'...
     """
     name = _arch_name(arch, "vision_learner")
-    model, loaded = _pretrained_model(arch if name is None else name, pretrained, weights)
+    model, loaded = _pretrained_model(arch, name, pretrained, weights)
+    info = arch_info(model, name)
+    cut = info.cut if cut is None else cut
     x, target = _batch_parts(dls)
     kind = target_kind(target)
     n_out = _n_out(kind, target, dls.vocab, n_out)
     n_points = n_out // 2 if kind == "points" else None
     y_range = (-1.0, 1.0) if kind == "points" and y_range is None else y_range
-    n_in = _prepare(dls, n_in, normalize, loaded, kind, x)
+    n_in = _prepare(dls, n_in, normalize, loaded, kind, x, info)
     head: dict[str, Any] = {"lin_ftrs": None if lin_ftrs is None else list(lin_ftrs), "ps": ps,
                             "concat_pool": concat_pool,
                             "y_range": None if y_range is None else [float(v) for v in y_range]}  # fmt: skip
@@ -528,8 +561,8 @@ def unet_learner(
 
     Args:
         dls: segmentation DataLoaders (images and masks of integer codes), or image-to-image DataLoaders.
-        arch: a registered name or a callable returning the network.
-        pretrained: load the published weights (or ``weights``).
+        arch: a registered name (``"timm/resnet18"`` too), a callable returning the network, or a network.
+        pretrained: load the published weights (or ``weights``; timm/torchvision: only ``weights``).
         weights: an explicit weights file.
         n_out: classes (from the mask codes when ``None``).
         loss_func: pixel-wise ``CrossEntropyLossFlat(axis=1)`` for masks, ``MSELossFlat()`` for image targets, when
@@ -551,12 +584,14 @@ def unet_learner(
     unet_keys = ("blur", "self_attention", "y_range", "last_cross", "bottle", "norm_type")
     unet_kwargs = {k: kwargs.pop(k) for k in unet_keys if k in kwargs}
     name = _arch_name(arch, "unet_learner")
-    model, loaded = _pretrained_model(arch if name is None else name, pretrained, weights)
+    model, loaded = _pretrained_model(arch, name, pretrained, weights)
+    info = arch_info(model, name)
+    cut = info.cut if cut is None else cut
     x, target = _batch_parts(dls)
     kind, codes = _unet_kind(target), _mask_codes(dls)
     n_out = _unet_n_out(kind, target, codes, n_out)
     size = [int(s) for s in (x.shape[-2:] if img_size is None else img_size)]
-    n_in = _prepare(dls, n_in, normalize, loaded, "mask", x)
+    n_in = _prepare(dls, n_in, normalize, loaded, "mask", x, info)
     net = _unet(model, n_out, size, n_in, cut, unet_kwargs)
     metrics = ([DiceMulti()] if kind == "mask" else [mae]) if metrics is None else metrics
     learn = VisionLearner(dls, net, loss_func=loss_func if loss_func is not None else vision_loss(kind),

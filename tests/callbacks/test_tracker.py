@@ -271,3 +271,18 @@ def test_an_improvement_must_beat_the_best_by_more_than_min_delta() -> None:
     assert is_improvement(1.2, 1.0, "greater", min_delta=0.1)
     assert not is_improvement(1.05, 1.0, "greater", min_delta=0.1)
     assert not is_improvement(math.nan, math.inf, "less")
+
+
+@pytest.mark.parametrize("cls", [EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback])
+def test_a_tracker_hands_its_best_and_patience_through_a_json_state(cls):
+    import json
+
+    tracker = cls(monitor="accuracy")
+    tracker.best, tracker.best_epoch, tracker.new_best = 0.75, 3, True
+    tracker.wait = 2  # patience trackers count it; SaveModelCallback does not, and its state leaves it out
+    if cls is SaveModelCallback:
+        tracker._saved_best = True
+    copy = cls(monitor="accuracy")
+    copy.load_state_dict(json.loads(json.dumps(tracker.state_dict())))
+    assert (copy.best, copy.best_epoch, copy.new_best) == (0.75, 3, True)
+    assert copy.state_dict() == tracker.state_dict()

@@ -257,3 +257,44 @@ def test_an_empty_validation_set_gets_no_loader_but_an_empty_set_before_a_full_o
         dls.valid  # noqa: B018
     with pytest.raises(ValueError, match="dataset 1 is empty but later ones are not"):
         DataLoaders.from_dsets(full, empty, full, bs=4)
+
+
+def batches_of(dl, n=None):
+    out = []
+    for b in dl:
+        out.append([t.clone() for t in b])
+        if n is not None and len(out) == n:
+            break
+    return out
+
+
+@pytest.mark.parametrize("seed", [None, 3], ids=["order from torch's RNG", "loader seed"])
+def test_a_loader_state_taken_mid_epoch_resumes_the_rest_of_that_epoch_then_the_same_epochs(mnist, seed):
+    items, splits = mnist_items(mnist, 160, 10)
+    dsets = Datasets(items, [[PickImage(), RandomShift()], [PickLabel(), Categorize()]], splits=splits)
+
+    def loader():
+        torch.manual_seed(0)
+        return DataLoader(dsets.train, bs=32, shuffle=True, seed=seed, after_batch=[IntToFloatTensor()])
+
+    dl = loader()
+    expected = batches_of(dl) + batches_of(dl) + batches_of(dl)  # three epochs of five batches
+    dl = loader()
+    batches_of(dl)
+    seen = batches_of(dl, 2)
+    state, rng = dl.state_dict(), torch.get_rng_state()
+    assert state["epoch"] == 1 and state["batch"] == 2
+    fresh = loader()  # a new process: a new loader, the saved generator state
+    fresh.load_state_dict(state)
+    torch.set_rng_state(rng)
+    assert fresh.start_batch == 2
+    got = seen + batches_of(fresh) + batches_of(fresh)
+    assert len(got) == len(expected[5:]) == 10
+    assert all(torch.equal(a, b) for g, e in zip(got, expected[5:]) for a, b in zip(g, e))
+    assert fresh.state_dict() == {"epoch": 3, "batch": 0, "order_seed": None}
+
+
+def test_a_loader_state_that_does_not_fit_is_refused_with_the_fix():
+    dl = DataLoader(torch.arange(10.0), bs=4)
+    with pytest.raises(ValueError, match=r"batch in 0\.\.3 .* same bs"):
+        dl.load_state_dict({"epoch": 0, "batch": 7, "order_seed": None})

@@ -266,3 +266,30 @@ def test_the_shuffled_lm_stream_is_the_documents_concatenated_in_a_random_order(
 def test_lm_and_classifier_loaders_iterate_under_inference_mode(lm, clas):
     with torch.inference_mode():
         assert len(list(lm.train)) == len(lm.train) and len(list(clas.valid)) == len(clas.valid)
+
+
+@pytest.mark.parametrize("kind", ["lm", "clas"])
+def test_a_text_loaders_state_resumes_an_epoch_in_the_same_order(kind, lm, clas):
+    dl = (lm if kind == "lm" else clas).train.new(seed=None)
+    it = iter(dl)
+    next(it), next(it)
+    state = dl.state_dict()
+    rest = [b[1].clone() for b in it]
+    again = dl.new()
+    again.load_state_dict(state)
+    assert again.start_batch == 2
+    resumed = [b[1] for b in again]
+    assert len(resumed) == len(rest) == len(dl) - 2 and all(torch.equal(a, b) for a, b in zip(resumed, rest))
+
+
+def test_a_batch_transform_working_in_place_does_not_change_the_lm_stream():
+    from lamina.core.transform import Transform
+
+    class Zero(Transform):
+        def encodes(self, x: TensorText) -> TensorText:
+            return x.zero_()
+
+    docs = [list(range(1, 41))]
+    dl = LMDataLoader(docs, bs=2, seq_len=5, after_batch=[Zero()])
+    assert all(int(x.abs().sum()) == 0 for x, _ in dl)
+    assert dl.flat.tolist() == list(range(1, 41)) and LMDataLoader(docs, bs=2, seq_len=5).one_batch()[0].sum() > 0

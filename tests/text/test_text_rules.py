@@ -147,3 +147,8 @@ def test_registering_a_different_rule_under_a_taken_name_is_an_error():
 def test_tokenize_rejects_non_strings_with_the_value():
     with pytest.raises(TypeError, match="takes a string, got float nan"):
         WordTokenizer().tokenize(float("nan"))
+
+
+def test_mark_char_repetition_leaves_digit_runs_and_whole_word_letter_runs_alone():
+    assert mark_char_repetition("1000000 zzzzz ____ ok") == "1000000 zzzzz ____ ok"
+    assert mark_char_repetition("nooooo, ....") == "n xxrep 5 o ,  xxrep 4 . "

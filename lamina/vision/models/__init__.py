@@ -1,7 +1,8 @@
 """Vision models: ResNet and MobileNetV2 with torchvision's weight layout, XResNet, and pretrained weights.
 
 Importing this package registers ``resnet18/34/50``, ``xresnet18/34/50/101`` and ``mobilenet_v2`` in
-:mod:`lamina.nn.registry`.
+:mod:`lamina.nn.registry`, and the families ``timm/<name>`` and ``torchvision/<name>`` (built only when those
+libraries are installed).
 """
 
 from lamina.vision.models.body import (
@@ -12,6 +13,15 @@ from lamina.vision.models.body import (
     create_head,
     find_cut,
     num_features_model,
+)
+from lamina.vision.models.interop import (
+    LIBRARIES,
+    ArchInfo,
+    arch_info,
+    import_library,
+    library_arch_name,
+    timm_model,
+    torchvision_model,
 )
 from lamina.vision.models.mobilenet import (
     MOBILENET_V2_SETTINGS,
@@ -36,8 +46,10 @@ from lamina.vision.models.xresnet import ACTIVATIONS, XResNet, xresnet18, xresne
 
 __all__ = [
     "ACTIVATIONS",
+    "LIBRARIES",
     "MOBILENET_V2_SETTINGS",
     "PRETRAINED_WEIGHTS",
+    "ArchInfo",
     "BasicBlock",
     "Bottleneck",
     "DynamicUnet",
@@ -48,6 +60,7 @@ __all__ = [
     "WeightsFile",
     "XResNet",
     "adapt_first_conv",
+    "arch_info",
     "body_splitter",
     "create_body",
     "create_classifier",
@@ -55,6 +68,8 @@ __all__ = [
     "fetch_weights",
     "find_cut",
     "imagenet_classes",
+    "import_library",
+    "library_arch_name",
     "load_pretrained",
     "load_state_dict_file",
     "make_divisible",
@@ -65,6 +80,8 @@ __all__ = [
     "resnet50",
     "simple_cnn",
     "skip_indices",
+    "timm_model",
+    "torchvision_model",
     "unet_splitter",
     "weights_path",
     "xresnet18",
