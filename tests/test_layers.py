@@ -18,6 +18,7 @@ ALLOWED = {
     "lamina.tabular": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
     "lamina.collab": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
     "lamina.vision": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
+    "lamina.text": {"lamina.core", "lamina.data", "lamina.optim", "lamina.learner", "lamina.callbacks", "lamina.nn"},
 }
 
 

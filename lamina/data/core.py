@@ -377,11 +377,15 @@ class Datasets(Sequence[tuple[Any, ...]]):
 
         Args:
             bs: batch size.
-            **kwargs: passed to :meth:`lamina.data.load.DataLoaders.from_dsets`.
+            **kwargs: passed to :meth:`lamina.data.load.DataLoaders.from_dsets`; ``dls_type`` (a ``DataLoaders``
+                subclass, e.g. one a block asks for in its ``dl_kwargs``) is the class of the result.
         """
         from lamina.data.load import DataLoaders
 
-        return DataLoaders.from_dsets(*[self.subset(i) for i in range(self.n_subsets)], bs=bs, **kwargs)
+        dls_type = kwargs.pop("dls_type", DataLoaders)
+        if not (isinstance(dls_type, type) and issubclass(dls_type, DataLoaders)):
+            raise TypeError(f"dls_type must be a DataLoaders subclass, got {dls_type!r}")
+        return dls_type.from_dsets(*[self.subset(i) for i in range(self.n_subsets)], bs=bs, **kwargs)
 
     def __repr__(self) -> str:
         return f"Datasets({len(self)} items, {len(self.tls)} pipelines, splits {[len(s) for s in self.splits]})"

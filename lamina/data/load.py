@@ -738,10 +738,14 @@ class DataLoaders:
             shuffle: shuffle the training loader.
             path: see :class:`DataLoaders`.
             device: see :class:`DataLoaders`.
-            **kwargs: passed to every :class:`DataLoader`.
+            **kwargs: passed to every :class:`DataLoader`; ``dl_type`` (a :class:`DataLoader` subclass, e.g. the
+                text loaders a block asks for in its ``dl_kwargs``) is the class of the loaders.
         """
         drop_last = kwargs.pop("drop_last", shuffle and len(dsets[0]) > bs)
-        train = DataLoader(dsets[0], bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
+        dl_type = kwargs.pop("dl_type", DataLoader)
+        if not (isinstance(dl_type, type) and issubclass(dl_type, DataLoader)):
+            raise TypeError(f"dl_type must be a DataLoader subclass, got {dl_type!r}")
+        train = dl_type(dsets[0], bs=bs, shuffle=shuffle, drop_last=drop_last, device=device, **kwargs)
         rest = list(dsets[1:])
         while rest and len(rest[-1]) == 0:  # trailing empty sets (no validation): no loader
             rest.pop()

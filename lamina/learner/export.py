@@ -49,6 +49,7 @@ _APP_MODULES = {
     "tabular": "lamina.tabular",
     "collab": "lamina.collab",
     "vision": "lamina.vision",
+    "text": "lamina.text",
 }
 
 
