@@ -33,7 +33,9 @@ import torch
 from torch import Tensor
 
 from lamina.core.utils import atomic_write
+from lamina.learner import distributed
 from lamina.learner.callback import Callback
+from lamina.learner.distributed import unwrap
 
 if TYPE_CHECKING:
     from lamina.learner.learner import Learner
@@ -66,15 +68,6 @@ class CheckpointError(ValueError):
         >>> issubclass(CheckpointError, ValueError)
         True
     """
-
-
-def _rank_and_world() -> tuple[int, int]:
-    """This process's rank and the number of processes (``(0, 1)`` outside ``torch.distributed``)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 # ----- state to JSON + tensors and back ------------------------------------------------------------------------
@@ -201,7 +194,7 @@ def save_checkpoint(learn: Learner, file: str | Path, epoch_done: bool, rank: in
         "rng": _encode(rng_state(), "rng", tensors),
     }  # fmt: skip
     if rank == 0:
-        model = _bare(learn.model)
+        model = unwrap(learn.model)
         grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
         spec.update(
             learner={"n_epoch": learn.n_epoch, "train_batches": len(learn.dls.train), "n_loaders": len(learn.dls),
@@ -221,11 +214,6 @@ def _write(file: Path, spec: dict[str, Any], tensors: dict[str, Tensor]) -> Path
     with atomic_write(file) as tmp:
         tmp.write_bytes(data)  # into atomic_write's file, which has the permissions a plain open gives
     return file
-
-
-def _bare(model: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a ``DistributedDataParallel`` wrapper (checkpoints hold the bare model's keys)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def _stateful(learn: Learner) -> dict[str, Callback]:
@@ -386,7 +374,7 @@ def _check_fit(learn: Learner, spec: dict[str, Any], world_size: int, file: Path
             f"{file} holds the state of callbacks {sorted(theirs)} but this fit's callbacks with a state are "
             f"{sorted(own)}: {fix}"
         )
-    problems = _model_problems(_bare(learn.model), spec["model"])
+    problems = _model_problems(unwrap(learn.model), spec["model"])
     if problems:
         raise CheckpointError(f"{file} does not fit this model: {'; '.join(problems)}. Nothing was loaded: {fix}")
 
@@ -415,7 +403,7 @@ class Resume(Callback):
         self._loaded: tuple[dict[str, Any], dict[str, Tensor], dict[str, Any]] | None = None
 
     def before_fit(self) -> None:
-        rank, world_size = _rank_and_world()
+        rank, world_size = distributed.rank(), distributed.world_size()
         spec, tensors = read_checkpoint(self.file)
         try:
             _check_fit(self.learn, spec, world_size, self.file)
@@ -451,7 +439,7 @@ class Resume(Callback):
                 stateful[name].load_state_dict(_decode(state, tensors))  # type: ignore[attr-defined]
             except (ValueError, KeyError, TypeError) as e:
                 raise CheckpointError(f"{self.file}: callback {name!r} cannot take its saved state: {e}") from e
-        model = _bare(learn.model)
+        model = unwrap(learn.model)
         model.load_state_dict(_decode(spec["model"], tensors))
         if learn.opt is not None and spec["opt"] is not None:
             learn.opt.load_state_dict(_decode(spec["opt"], tensors))
@@ -560,7 +548,7 @@ class Checkpoint(Callback):
             self._save(epoch_done=True)
 
     def _save(self, epoch_done: bool) -> None:
-        rank, world_size = _rank_and_world()
+        rank, world_size = distributed.rank(), distributed.world_size()
         folder = self.learn.path / self.learn.model_dir
         file = folder / f"{self.fname}_{self._next:06d}.ckpt"
         self._next += 1
