@@ -27,6 +27,7 @@ from lamina.learner.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from lamina.learner.confusion import confusion_matrix, most_confused_pairs
 from lamina.learner.distributed import DistributedCallback, is_main_process, launch
 from lamina.learner.export import EXPORT_FORMAT, ExportError, export_learner, load_learner, read_export, register_app
 from lamina.learner.learner import Learner, atomic_save, default_loss_func, is_norm_or_bias, trainable_params
@@ -130,6 +131,7 @@ __all__ = [
     "batch_size",
     "checkpoint_stage",
     "class_dim",
+    "confusion_matrix",
     "decode_labels",
     "default_loss_func",
     "error_rate",
@@ -144,6 +146,7 @@ __all__ = [
     "layer_rows",
     "load_learner",
     "mae",
+    "most_confused_pairs",
     "mse",
     "read_checkpoint",
     "read_export",

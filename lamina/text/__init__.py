@@ -36,7 +36,7 @@ from lamina.text.core import (
 )
 from lamina.text.data import Numericalize, TextBlock, TextDataLoaders, Tokenize, Tokens, build_vocab
 from lamina.text.export import TEXT_KINDS, describe_text, placeholder_dataloaders, rebuild_text
-from lamina.text.interpret import GatheredTexts, TextClassificationInterpretation, gather_texts, text_confusion_matrix
+from lamina.text.interpret import GatheredTexts, TextClassificationInterpretation, gather_texts
 from lamina.text.learner import (
     LMLearner,
     ModelResetter,
@@ -153,7 +153,6 @@ __all__ = [
     "show_text_table",
     "split_words",
     "text_classifier_learner",
-    "text_confusion_matrix",
     "tokenize_texts",
     "tokenizer_from_state",
     "transformer_classifier_learner",

@@ -18,9 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lamina.learner.confusion import confusion_matrix, most_confused_pairs
 from lamina.learner.inference import InferenceRun
 
-__all__ = ["GatheredTexts", "TextClassificationInterpretation", "gather_texts", "text_confusion_matrix"]
+__all__ = ["GatheredTexts", "TextClassificationInterpretation", "gather_texts"]
 
 
 @dataclass
@@ -89,22 +90,6 @@ def gather_texts(learn: Any, dl: Iterable[Any], max_n: int | None = None) -> Gat
     return collector.result()
 
 
-def text_confusion_matrix(targets: Tensor, preds: Tensor, n_classes: int) -> np.ndarray:
-    """``n_classes x n_classes`` counts: rows are the actual classes, columns the predicted ones.
-
-    Args:
-        targets: class indices.
-        preds: predicted class indices.
-        n_classes: the number of classes.
-
-    Examples:
-        >>> text_confusion_matrix(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1]), 2).tolist()
-        [[1, 0], [1, 1]]
-    """
-    flat = targets.long().flatten() * n_classes + preds.long().flatten()
-    return torch.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes).numpy()
-
-
 class TextClassificationInterpretation:
     """The predictions of a text classifier on a labelled loader, to see what it confuses and where it is worst.
 
@@ -141,14 +126,11 @@ class TextClassificationInterpretation:
 
     def confusion_matrix(self) -> np.ndarray:
         """Counts: rows are the actual classes, columns the predicted ones (in ``vocab`` order)."""
-        return text_confusion_matrix(self.gathered.targets, self.preds, len(self.vocab))
+        return confusion_matrix(self.gathered.targets.numpy(), self.preds.numpy(), len(self.vocab))
 
     def most_confused(self, min_val: int = 1) -> list[tuple[Any, Any, int]]:
         """``(actual, predicted, count)`` of the off-diagonal cells with at least ``min_val`` items, most first."""
-        cm = self.confusion_matrix()
-        pairs = [(self.vocab[i], self.vocab[j], int(cm[i, j])) for i in range(len(cm)) for j in range(len(cm))
-                 if i != j and cm[i, j] >= min_val]  # fmt: skip
-        return sorted(pairs, key=lambda p: -p[2])
+        return most_confused_pairs(self.confusion_matrix(), self.vocab, min_val)
 
     def top_losses(self, k: int = 9) -> pd.DataFrame:
         """The ``k`` items with the highest loss: text, target, prediction, probability of the prediction, loss."""
