@@ -27,7 +27,7 @@ from lamina.learner.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from lamina.learner.confusion import confusion_matrix, most_confused_pairs
+from lamina.learner.confusion import confusion_matrix, draw_confusion_matrix, most_confused_pairs
 from lamina.learner.distributed import DistributedCallback, is_main_process, launch
 from lamina.learner.export import EXPORT_FORMAT, ExportError, export_learner, load_learner, read_export, register_app
 from lamina.learner.learner import Learner, atomic_save, default_loss_func, is_norm_or_bias, trainable_params
@@ -134,6 +134,7 @@ __all__ = [
     "confusion_matrix",
     "decode_labels",
     "default_loss_func",
+    "draw_confusion_matrix",
     "error_rate",
     "export_learner",
     "find_checkpoint",

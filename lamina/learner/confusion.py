@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "most_confused_pairs"]
+__all__ = ["confusion_matrix", "draw_confusion_matrix", "most_confused_pairs"]
 
 
 def confusion_matrix(targets: Any, predictions: Any, n_classes: int) -> np.ndarray:
@@ -58,3 +58,51 @@ def most_confused_pairs(cm: np.ndarray, labels: Sequence[Any], min_val: int = 1)
         if i != j and cm[i, j] >= min_val
     ]
     return sorted(pairs, key=lambda p: -p[2])
+
+
+def draw_confusion_matrix(
+    cm: np.ndarray,
+    labels: Sequence[Any],
+    normalize: bool = False,
+    title: str = "Confusion matrix",
+    cmap: str = "Blues",
+    figsize: tuple[float, float] | None = None,
+    digits: int = 2,
+) -> Any:
+    """Draw ``cm`` with its number in every cell and ``labels`` on both axes; return the matplotlib figure.
+
+    Args:
+        cm: confusion matrix, rows actual, columns predicted.
+        labels: the name of each class.
+        normalize: show each row as fractions of its actual class instead of counts.
+        title: figure title.
+        cmap: matplotlib colour map.
+        figsize: figure size (grows with the number of classes when ``None``).
+        digits: decimals of normalized values.
+
+    Examples:
+        >>> cm = np.array([[3, 1], [0, 2]])
+        >>> [t.get_text() for t in draw_confusion_matrix(cm, ["cat", "dog"]).axes[0].texts]
+        ['3', '1', '0', '2']
+        >>> [t.get_text() for t in draw_confusion_matrix(cm, ["cat", "dog"], normalize=True).axes[0].texts]
+        ['0.75', '0.25', '0.00', '1.00']
+    """
+    import matplotlib.pyplot as plt
+
+    values = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    n = len(labels)
+    fig, ax = plt.subplots(figsize=figsize or (max(4.0, 0.6 * n + 2), max(4.0, 0.6 * n + 2)))
+    ax.imshow(values, cmap=cmap, interpolation="nearest")
+    ax.set_title(title)
+    ticks = np.arange(n)
+    ax.set_xticks(ticks, [str(v) for v in labels], rotation=90)
+    ax.set_yticks(ticks, [str(v) for v in labels])
+    ax.set_xlabel("Predicted")
+    ax.set_ylabel("Actual")
+    half = values.max() / 2 if values.size else 0
+    for i in range(n):
+        for j in range(n):
+            text = f"{values[i, j]:.{digits}f}" if normalize else str(int(values[i, j]))
+            ax.text(j, i, text, ha="center", va="center", color="white" if values[i, j] > half else "black")
+    fig.tight_layout()
+    return fig

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lamina.learner.confusion import confusion_matrix, most_confused_pairs
+from lamina.learner.confusion import confusion_matrix, draw_confusion_matrix, most_confused_pairs
 from lamina.learner.inference import InferenceRun
 
 __all__ = ["GatheredTexts", "TextClassificationInterpretation", "gather_texts"]
@@ -151,25 +151,7 @@ class TextClassificationInterpretation:
             normalize: show each row's shares instead of counts.
             figsize: the figure's size in inches.
         """
-        import matplotlib.pyplot as plt
-
-        cm = self.confusion_matrix().astype(float)
-        if normalize:
-            cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=figsize)
-        ax.imshow(cm, cmap="Blues")
-        ticks = range(len(self.vocab))
-        ax.set_xticks(list(ticks), [str(v) for v in self.vocab], rotation=90)
-        ax.set_yticks(list(ticks), [str(v) for v in self.vocab])
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("actual")
-        for i in ticks:
-            for j in ticks:
-                value = f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}"
-                ax.text(j, i, value, ha="center", va="center", color="white" if cm[i, j] > cm.max() / 2 else "black")
-        ax.set_title("Confusion matrix")
-        fig.tight_layout()
-        return fig
+        return draw_confusion_matrix(self.confusion_matrix(), self.vocab, normalize, figsize=figsize)
 
     def plot_top_losses(self, k: int = 9, width: int = 90) -> Any:
         """A matplotlib figure listing the ``k`` worst texts with target / prediction / probability / loss.

@@ -18,7 +18,7 @@ from torch import Tensor
 from lamina.core.show import get_grid
 from lamina.core.tensors import TensorMask, TensorPoint, retain_type
 from lamina.core.utils import to_device
-from lamina.learner.confusion import confusion_matrix, most_confused_pairs
+from lamina.learner.confusion import confusion_matrix, draw_confusion_matrix, most_confused_pairs
 
 __all__ = [
     "ClassificationInterpretation",
@@ -542,27 +542,7 @@ class ClassificationInterpretation(Interpretation):
             >>> [t.get_text() for t in interp.plot_confusion_matrix(normalize=True).axes[0].texts][6:]  # rows sum to 1
             ['0.33', '0.33', '0.33']
         """
-        import matplotlib.pyplot as plt
-
-        cm = self.confusion_matrix()
-        values = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
-        n = len(self.vocab)
-        fig, ax = plt.subplots(figsize=figsize or (max(4.0, 0.6 * n + 2), max(4.0, 0.6 * n + 2)))
-        ax.imshow(values, cmap=cmap, interpolation="nearest")
-        ax.set_title(title)
-        ticks = np.arange(n)
-        ax.set_xticks(ticks, [str(v) for v in self.vocab], rotation=90)
-        ax.set_yticks(ticks, [str(v) for v in self.vocab])
-        ax.set_xlabel("Predicted")
-        ax.set_ylabel("Actual")
-        half = values.max() / 2 if values.size else 0
-        for i in range(n):
-            for j in range(n):
-                text = f"{values[i, j]:.{digits}f}" if normalize else str(int(values[i, j]))
-                colour = "white" if values[i, j] > half else "black"
-                ax.text(j, i, text, ha="center", va="center", color=colour)
-        fig.tight_layout()
-        return fig
+        return draw_confusion_matrix(self.confusion_matrix(), self.vocab, normalize, title, cmap, figsize, digits)
 
     def plot_top_losses(
         self, k: int = 9, nrows: int | None = None, figsize: tuple[float, float] | None = None, largest: bool = True
